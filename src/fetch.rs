@@ -1,0 +1,461 @@
+//! The HTTP side: one shared reqwest client, one fetch with retries, redirects and
+//! a bounded body read, and the classification of transport errors into the stable
+//! error kinds. Knows nothing about output.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use bytes::Bytes;
+use reqwest::header::{self, HeaderMap};
+use reqwest::{Method, Response, StatusCode, Version};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::cli::Config;
+use crate::input::Request;
+use crate::limits::{HostHandle, Limits};
+use crate::record::Failure;
+
+/// Facts about the final response of the last attempt.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub final_url: Url,
+    pub status: StatusCode,
+    pub version: Version,
+    pub content_type: Option<String>,
+    pub redirects: u32,
+    /// From the start of the attempt to the final response's headers.
+    pub ttfb: Duration,
+    retry_after: Option<Duration>,
+}
+
+/// The outcome of fetching one request, all attempts included.
+#[derive(Debug)]
+pub struct Report {
+    /// Present when a response arrived (even if its body then failed).
+    pub head: Option<Head>,
+    /// The decoded body, or why there is none.
+    pub body: Result<Bytes, Failure>,
+    pub attempts: u32,
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// A job that never reached the network.
+    pub fn failed(failure: Failure) -> Report {
+        Report {
+            head: None,
+            body: Err(failure),
+            attempts: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+pub struct Fetcher {
+    client: reqwest::Client,
+    cfg: Arc<Config>,
+    limits: Arc<Limits>,
+}
+
+/// Build the one client every request shares (pooled connections, HTTP/2 by ALPN,
+/// transparent gzip/br/zstd/deflate decoding). Redirects are followed by `Fetcher`
+/// itself, so it can count them and drop credentials when the host changes.
+pub fn client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(cfg.user_agent.as_str())
+        .connect_timeout(cfg.connect_timeout)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tls_danger_accept_invalid_certs(cfg.insecure);
+    if let Some(proxy) = &cfg.proxy {
+        builder = builder.proxy(reqwest::Proxy::all(proxy.as_str())?);
+    }
+    Ok(builder.build()?)
+}
+
+/// Per-host politeness key: host name and port.
+pub fn host_key(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+impl Fetcher {
+    pub fn new(cfg: Arc<Config>, limits: Arc<Limits>) -> anyhow::Result<Fetcher> {
+        Ok(Fetcher {
+            client: client(&cfg)?,
+            cfg,
+            limits,
+        })
+    }
+
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    /// Fetch with retries. Each attempt passes the host and global limits again.
+    /// Once `halt` is cancelled no new attempt starts, and the last result stands.
+    pub async fn fetch(&self, req: &Request, halt: &CancellationToken) -> Report {
+        let start = Instant::now();
+        let host = self.limits.host(&host_key(&req.url));
+        let mut delays = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(250))
+            .with_max_delay(Duration::from_secs(30))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut attempts = 0;
+        let mut last: Option<(Option<Head>, Result<Bytes, Failure>)> = None;
+        let stopped = Failure::Cancelled("not started: the run was stopped".into());
+        loop {
+            if let Some(n) = host.circuit_open() {
+                let (head, body) = last.unwrap_or((None, Err(Failure::CircuitOpen(n))));
+                return Report {
+                    head,
+                    body,
+                    attempts,
+                    elapsed: start.elapsed(),
+                };
+            }
+            let slot = tokio::select! {
+                biased;
+                _ = halt.cancelled() => None,
+                slot = host.acquire() => Some(slot),
+            };
+            let Some(slot) = slot else {
+                let (head, body) = last.unwrap_or((None, Err(stopped)));
+                return Report {
+                    head,
+                    body,
+                    attempts,
+                    elapsed: start.elapsed(),
+                };
+            };
+            attempts += 1;
+            let (head, body) = self.attempt(req).await;
+            drop(slot);
+            self.note_health(&host, head.as_ref(), &body);
+            if attempts > self.cfg.retries
+                || halt.is_cancelled()
+                || !self.retryable(head.as_ref(), &body)
+            {
+                return Report {
+                    head,
+                    body,
+                    attempts,
+                    elapsed: start.elapsed(),
+                };
+            }
+            tracing::debug!(url = %redacted(&req.url), attempts, "will retry");
+            match head.as_ref().and_then(|h| h.retry_after) {
+                // The whole host waits; this request waits for the pause in `acquire`.
+                Some(wait) => host.pause_for(wait.min(self.cfg.max_retry_wait)),
+                None => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(30));
+                    tokio::select! {
+                        biased;
+                        _ = halt.cancelled() => return Report { head, body, attempts, elapsed: start.elapsed() },
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+            last = Some((head, body));
+        }
+    }
+
+    fn note_health(&self, host: &HostHandle, head: Option<&Head>, body: &Result<Bytes, Failure>) {
+        match (head, body) {
+            (Some(_), _) => host.record_response(),
+            (None, Err(f)) if is_transport(f) => host.record_transport_failure(),
+            _ => {}
+        }
+    }
+
+    fn retryable(&self, head: Option<&Head>, body: &Result<Bytes, Failure>) -> bool {
+        match body {
+            Err(Failure::Connect(_) | Failure::Timeout(_) | Failure::Io(_)) => true,
+            Err(_) => false,
+            Ok(_) => head.is_some_and(|h| {
+                let code = h.status.as_u16();
+                matches!(code, 408 | 429 | 500 | 502 | 503 | 504)
+                    && !self.cfg.ok_status.contains(code)
+            }),
+        }
+    }
+
+    /// One attempt: request, redirects, body; bounded by `--timeout` as a whole.
+    async fn attempt(&self, req: &Request) -> (Option<Head>, Result<Bytes, Failure>) {
+        let mut head = None;
+        let timeout = self.cfg.timeout;
+        let body = match tokio::time::timeout(timeout, self.attempt_inner(req, &mut head)).await {
+            Ok(body) => body,
+            Err(_) => Err(Failure::Timeout(format!(
+                "no complete response within {} (--timeout)",
+                humantime::format_duration(timeout)
+            ))),
+        };
+        (head, body)
+    }
+
+    async fn attempt_inner(
+        &self,
+        req: &Request,
+        head: &mut Option<Head>,
+    ) -> Result<Bytes, Failure> {
+        let start = Instant::now();
+        let mut url = req.url.clone();
+        let mut body = req.body.clone().or_else(|| self.cfg.data.clone());
+        let mut method = req
+            .method
+            .clone()
+            .or_else(|| self.cfg.method.clone())
+            .unwrap_or(if body.is_some() {
+                Method::POST
+            } else {
+                Method::GET
+            });
+        let mut headers = self.cfg.headers.clone();
+        for (name, value) in &req.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let mut redirects = 0;
+        let response = loop {
+            let mut request = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
+            if let Some(b) = &body {
+                request = request.body(b.clone());
+            }
+            let response = request.send().await.map_err(classify)?;
+            let Some(next) = redirect_target(&url, &response)? else {
+                break response;
+            };
+            if redirects == self.cfg.max_redirects {
+                *head = Some(head_of(&response, url, redirects, start));
+                return Err(Failure::TooManyRedirects(self.cfg.max_redirects));
+            }
+            redirects += 1;
+            if response.status() == StatusCode::SEE_OTHER
+                || (method == Method::POST && matches!(response.status().as_u16(), 301 | 302))
+            {
+                method = Method::GET;
+                body = None;
+                headers.remove(header::CONTENT_TYPE);
+                headers.remove(header::CONTENT_LENGTH);
+            }
+            if host_key(&next) != host_key(&url) {
+                for name in [
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                    header::PROXY_AUTHORIZATION,
+                ] {
+                    headers.remove(name);
+                }
+            }
+            url = next;
+        };
+        *head = Some(head_of(&response, url, redirects, start));
+        read_body(response, self.cfg.max_body).await
+    }
+}
+
+fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) -> Head {
+    let headers = response.headers();
+    Head {
+        final_url,
+        status: response.status(),
+        version: response.version(),
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        redirects,
+        ttfb: start.elapsed(),
+        retry_after: retry_after(headers),
+    }
+}
+
+/// The next URL when `response` is a redirect with a usable `Location`.
+fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, Failure> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return Ok(None);
+    }
+    let Some(location) = response.headers().get(header::LOCATION) else {
+        return Ok(None);
+    };
+    let location = location
+        .to_str()
+        .map_err(|_| Failure::Decode("redirect Location header is not valid text".into()))?;
+    let next = current
+        .join(location)
+        .map_err(|e| Failure::Decode(format!("invalid redirect Location '{location}': {e}")))?;
+    match next.scheme() {
+        "http" | "https" => Ok(Some(next)),
+        other => Err(Failure::UnsupportedScheme(other.to_owned())),
+    }
+}
+
+/// Read the decoded body, stopping as soon as it exceeds `max` bytes (so a
+/// decompression bomb is never inflated past the limit).
+async fn read_body(mut response: Response, max: u64) -> Result<Bytes, Failure> {
+    let hint = response.content_length().unwrap_or(0).min(max).min(1 << 20) as usize;
+    let mut body = bytes::BytesMut::with_capacity(hint);
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(Failure::BodyTooLarge(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn is_transport(f: &Failure) -> bool {
+    matches!(
+        f,
+        Failure::Dns(_)
+            | Failure::Connect(_)
+            | Failure::Tls(_)
+            | Failure::Timeout(_)
+            | Failure::Io(_)
+    )
+}
+
+/// Map a reqwest error to a failure kind; the message walks the error's sources.
+pub fn classify(err: reqwest::Error) -> Failure {
+    let err = err.without_url();
+    let message = chain(&err);
+    let lower = message.to_ascii_lowercase();
+    if err.is_timeout() {
+        Failure::Timeout(message)
+    } else if err.is_connect() {
+        if lower.contains("dns error")
+            || lower.contains("failed to lookup")
+            || lower.contains("no record")
+        {
+            Failure::Dns(message)
+        } else if lower.contains("certificate")
+            || lower.contains("tls")
+            || lower.contains("handshake")
+        {
+            Failure::Tls(message)
+        } else {
+            Failure::Connect(message)
+        }
+    } else if is_cut_short(&err) {
+        Failure::Io(message)
+    } else if err.is_decode() || has_source::<hyper::Error>(&err, |e| e.is_parse()) {
+        Failure::Decode(message)
+    } else {
+        Failure::Io(message)
+    }
+}
+
+/// The connection ended early: reset, closed, or a body shorter than announced.
+fn is_cut_short(err: &(dyn StdError + 'static)) -> bool {
+    use std::io::ErrorKind as K;
+    has_source::<hyper::Error>(err, |e| {
+        e.is_incomplete_message() || e.is_closed() || e.is_canceled()
+    }) || has_source::<std::io::Error>(err, |e| {
+        matches!(
+            e.kind(),
+            K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+        )
+    }) || chain(err).contains("end of file before message length reached")
+}
+
+fn has_source<E: StdError + 'static>(
+    err: &(dyn StdError + 'static),
+    pred: impl Fn(&E) -> bool,
+) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.downcast_ref::<E>().is_some_and(&pred) {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// "outer: inner: root", skipping parts already contained in the previous one.
+pub fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+/// A URL fit for logs: any `user:password@` is removed.
+pub fn redacted(url: &Url) -> Url {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url
+}
+
+/// `"1.1"`, `"2"`: the record's `http_version`.
+pub fn version_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
+        );
+        let d = retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        let url = Url::parse("https://user:secret@a.test/x").unwrap();
+        assert_eq!(redacted(&url).as_str(), "https://a.test/x");
+    }
+}

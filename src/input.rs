@@ -1,0 +1,416 @@
+//! Streaming input: files and stdin are read line by line (never loaded whole) and
+//! turned into `Job`s. A line that cannot be used becomes a job whose request is a
+//! `Failure`, so it still yields exactly one record and never stops the run.
+
+use std::io;
+use std::sync::Arc;
+
+use anyhow::Context;
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::cli::InputSpec;
+use crate::record::Failure;
+
+/// Longest input line accepted; longer lines become `invalid_input` records
+/// without ever being held in memory whole.
+pub const MAX_LINE: usize = 256 * 1024;
+/// How much of a bad line is echoed back in the record's `input`.
+const ECHO_LIMIT: usize = 256;
+
+/// One non-skipped input line.
+#[derive(Debug)]
+pub struct Job {
+    /// 0-based position among the non-skipped lines of all inputs.
+    pub index: u64,
+    pub source: Arc<str>,
+    /// 1-based line number within `source`.
+    pub line: u64,
+    /// The input as given: the URL text (or the start of a bad line).
+    pub input: String,
+    pub id: Option<Value>,
+    pub request: Result<Request, Failure>,
+}
+
+/// A request to make. Unset parts fall back to the command-line options.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub url: Url,
+    pub method: Option<Method>,
+    pub headers: HeaderMap,
+    pub body: Option<Vec<u8>>,
+}
+
+/// An opened input.
+pub struct Source {
+    pub name: Arc<str>,
+    pub reader: Box<dyn AsyncBufRead + Unpin + Send>,
+}
+
+/// Open every input up front, so an unreadable file is a usage error (exit 2)
+/// before anything is fetched or written.
+pub async fn open(specs: &[InputSpec]) -> anyhow::Result<Vec<Source>> {
+    let mut sources = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let reader: Box<dyn AsyncBufRead + Unpin + Send> = match spec {
+            InputSpec::Stdin => Box::new(BufReader::with_capacity(64 * 1024, tokio::io::stdin())),
+            InputSpec::File(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .with_context(|| format!("cannot open input '{}'", path.display()))?;
+                let meta = file
+                    .metadata()
+                    .await
+                    .with_context(|| format!("cannot read input '{}'", path.display()))?;
+                anyhow::ensure!(!meta.is_dir(), "input '{}' is a directory", path.display());
+                Box::new(BufReader::with_capacity(64 * 1024, file))
+            }
+            InputSpec::Text { text, .. } => Box::new(io::Cursor::new(text.clone().into_bytes())),
+        };
+        sources.push(Source {
+            name: spec.name().into(),
+            reader,
+        });
+    }
+    Ok(sources)
+}
+
+/// Read all sources in order and send one `Job` per non-skipped line.
+/// Returns the number of jobs sent. Stops early when `stop` is cancelled or the
+/// receiver is gone.
+pub async fn read_jobs(
+    sources: Vec<Source>,
+    tx: mpsc::Sender<Job>,
+    stop: CancellationToken,
+) -> anyhow::Result<u64> {
+    let mut index = 0u64;
+    let mut buf = Vec::with_capacity(1024);
+    for mut source in sources {
+        let mut line_no = 0u64;
+        loop {
+            let line = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Ok(index),
+                line = next_line(&mut source.reader, &mut buf, MAX_LINE) => line,
+            };
+            let line = line.with_context(|| format!("reading input '{}'", source.name))?;
+            let Some(line) = line else { break };
+            line_no += 1;
+            let Some((input, id, request)) = parse_line(&buf, line) else {
+                continue;
+            };
+            let job = Job {
+                index,
+                source: source.name.clone(),
+                line: line_no,
+                input,
+                id,
+                request,
+            };
+            if tx.send(job).await.is_err() {
+                return Ok(index);
+            }
+            index += 1;
+        }
+    }
+    Ok(index)
+}
+
+/// What `next_line` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// The whole line is in the buffer.
+    Complete,
+    /// The line was longer than the limit; the buffer holds its start only.
+    TooLong(usize),
+}
+
+/// Read one line (without its `\n` or `\r\n`) into `buf`, holding at most `max`
+/// bytes of it. `None` at end of input.
+pub async fn next_line<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<Line>> {
+    buf.clear();
+    let mut len = 0usize;
+    let mut seen_any = false;
+    loop {
+        let chunk = r.fill_buf().await?;
+        if chunk.is_empty() {
+            break;
+        }
+        seen_any = true;
+        let (take, newline) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        let room = (max + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        len += take;
+        r.consume(take + usize::from(newline));
+        if newline {
+            break;
+        }
+    }
+    if !seen_any {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\r') && len <= max {
+        buf.pop();
+        len -= 1;
+    }
+    Ok(Some(if len > max {
+        Line::TooLong(len)
+    } else {
+        Line::Complete
+    }))
+}
+
+/// Turn one raw line into (input, id, request); `None` for blank and `#` lines.
+pub fn parse_line(
+    raw: &[u8],
+    line: Line,
+) -> Option<(String, Option<Value>, Result<Request, Failure>)> {
+    let trimmed = raw.trim_ascii();
+    if trimmed.is_empty() || trimmed.starts_with(b"#") {
+        return None;
+    }
+    if let Line::TooLong(len) = line {
+        let msg = format!("line is {len} bytes, longer than the {MAX_LINE}-byte limit");
+        return Some((echo(trimmed), None, Err(Failure::InvalidInput(msg))));
+    }
+    let Ok(text) = std::str::from_utf8(trimmed) else {
+        return Some((
+            echo(trimmed),
+            None,
+            Err(Failure::InvalidInput("line is not valid UTF-8".into())),
+        ));
+    };
+    let text = text.trim();
+    if text.starts_with('{') {
+        return Some(parse_object(text));
+    }
+    Some((text.to_owned(), None, parse_url(text).map(Request::get)))
+}
+
+impl Request {
+    fn get(url: Url) -> Request {
+        Request {
+            url,
+            method: None,
+            headers: HeaderMap::new(),
+            body: None,
+        }
+    }
+}
+
+/// Parse and check an absolute http(s) URL.
+pub fn parse_url(text: &str) -> Result<Url, Failure> {
+    let url = Url::parse(text).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase if !text.contains(char::is_whitespace) => {
+            Failure::InvalidInput(format!("invalid URL: no scheme (write https://{text})"))
+        }
+        url::ParseError::RelativeUrlWithoutBase => {
+            Failure::InvalidInput("invalid URL: no scheme".into())
+        }
+        e => Failure::InvalidInput(format!("invalid URL: {e}")),
+    })?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => return Err(Failure::UnsupportedScheme(other.to_owned())),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Failure::InvalidInput("invalid URL: no host".into()));
+    }
+    Ok(url)
+}
+
+/// A JSON request object. Unknown fields are ignored, so earlier output is valid input.
+#[derive(Deserialize)]
+struct RawRequest {
+    url: Option<Value>,
+    method: Option<String>,
+    #[serde(default)]
+    headers: serde_json::Map<String, Value>,
+    body: Option<Value>,
+    id: Option<Value>,
+    /// Present in trawl's own records: such a line is re-fetched by its `url`
+    /// (and keeps its `id`); its `body` is output, not something to send.
+    ok: Option<Value>,
+}
+
+fn parse_object(text: &str) -> (String, Option<Value>, Result<Request, Failure>) {
+    let raw: RawRequest = match serde_json::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            return (
+                echo(text.as_bytes()),
+                None,
+                Err(Failure::InvalidInput(format!("invalid JSON: {e}"))),
+            );
+        }
+    };
+    let id = raw.id.clone();
+    let url = match &raw.url {
+        Some(Value::String(url)) => url.trim().to_owned(),
+        Some(_) => {
+            return (
+                echo(text.as_bytes()),
+                id,
+                Err(invalid("\"url\" must be a string")),
+            );
+        }
+        None => {
+            return (
+                echo(text.as_bytes()),
+                id,
+                Err(invalid("request object has no \"url\"")),
+            );
+        }
+    };
+    let request = parse_url(&url).and_then(|parsed| request_from(raw, parsed));
+    (url, id, request)
+}
+
+fn request_from(raw: RawRequest, url: Url) -> Result<Request, Failure> {
+    if raw.ok.is_some() {
+        return Ok(Request::get(url));
+    }
+    let method = raw
+        .method
+        .map(|m| {
+            Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| invalid(format!("invalid method '{m}'")))
+        })
+        .transpose()?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in raw.headers {
+        let Value::String(value) = value else {
+            return Err(invalid(format!("header '{name}' must be a string")));
+        };
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(format!("invalid header name '{name}'")))?;
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| invalid(format!("invalid value for header '{name}'")))?;
+        headers.append(name, value);
+    }
+    let body = match raw.body {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.into_bytes()),
+        Some(other) => Some(other.to_string().into_bytes()),
+    };
+    Ok(Request {
+        url,
+        method,
+        headers,
+        body,
+    })
+}
+
+fn invalid(message: impl Into<String>) -> Failure {
+    Failure::InvalidInput(message.into())
+}
+
+/// The start of a bad line, as text, for the record's `input`.
+fn echo(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(ECHO_LIMIT)]);
+    text.into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::ErrorKind;
+
+    fn parse(s: &str) -> Option<(String, Option<Value>, Result<Request, Failure>)> {
+        parse_line(s.as_bytes(), Line::Complete)
+    }
+
+    fn kind(s: &str) -> ErrorKind {
+        parse(s).unwrap().2.unwrap_err().kind()
+    }
+
+    #[test]
+    fn skips_blank_and_comment_lines() {
+        assert!(parse("").is_none());
+        assert!(parse("   \t").is_none());
+        assert!(parse("  # comment").is_none());
+    }
+
+    #[test]
+    fn plain_urls() {
+        let (input, id, req) = parse("  http://example.com/a?b=1  ").unwrap();
+        assert_eq!(input, "http://example.com/a?b=1");
+        assert!(id.is_none());
+        assert_eq!(req.unwrap().url.as_str(), "http://example.com/a?b=1");
+        assert_eq!(kind("example.com"), ErrorKind::InvalidInput);
+        assert_eq!(kind("http://"), ErrorKind::InvalidInput);
+        assert_eq!(kind("not a url"), ErrorKind::InvalidInput);
+        assert_eq!(kind("ftp://example.com/x"), ErrorKind::UnsupportedScheme);
+        assert_eq!(kind("javascript:alert(1)"), ErrorKind::UnsupportedScheme);
+    }
+
+    #[test]
+    fn request_objects() {
+        let (input, id, req) =
+            parse(r#"{"url":"https://a.test/p","method":"post","headers":{"X-A":"1"},"body":"hi","id":{"k":7},"extra":true}"#)
+                .unwrap();
+        let req = req.unwrap();
+        assert_eq!(input, "https://a.test/p");
+        assert_eq!(id, Some(serde_json::json!({"k": 7})));
+        assert_eq!(req.method, Some(Method::POST));
+        assert_eq!(req.headers["x-a"], "1");
+        assert_eq!(req.body.as_deref(), Some(&b"hi"[..]));
+        assert_eq!(kind(r#"{"url": 5}"#), ErrorKind::InvalidInput);
+        assert_eq!(kind(r#"{"nourl": 1}"#), ErrorKind::InvalidInput);
+        assert_eq!(
+            kind(r#"{"url": "http://a.test", broken"#),
+            ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn trawl_records_are_refetched_by_url_only() {
+        let line = r#"{"index":4,"input":"http://a.test/","url":"http://a.test/","ok":false,"body":"secret","id":9}"#;
+        let (_, id, req) = parse(line).unwrap();
+        let req = req.unwrap();
+        assert!(req.body.is_none() && req.method.is_none());
+        assert_eq!(id, Some(serde_json::json!(9)));
+    }
+
+    #[test]
+    fn bad_bytes_and_long_lines() {
+        let (input, _, req) = parse_line(b"http://a.test/\xff\xfe", Line::Complete).unwrap();
+        assert_eq!(req.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert!(input.starts_with("http://a.test/"));
+        let (_, _, req) = parse_line(b"http://a.test/aaaa", Line::TooLong(MAX_LINE + 1)).unwrap();
+        assert_eq!(req.unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn lines_are_split_and_bounded() {
+        let mut data = b"a\r\nbb\n\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 100));
+        data.extend(b"\nlast");
+        let mut r = BufReader::with_capacity(7, &data[..]);
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        while let Some(line) = next_line(&mut r, &mut buf, 10).await.unwrap() {
+            got.push((String::from_utf8(buf.clone()).unwrap(), line));
+        }
+        assert_eq!(got[0], ("a".into(), Line::Complete));
+        assert_eq!(got[1], ("bb".into(), Line::Complete));
+        assert_eq!(got[2], ("".into(), Line::Complete));
+        assert_eq!(got[3].1, Line::TooLong(100));
+        assert!(got[3].0.len() <= 11);
+        assert_eq!(got[4], ("last".into(), Line::Complete));
+        assert_eq!(got.len(), 5);
+    }
+}

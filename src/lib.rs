@@ -1,0 +1,194 @@
+//! trawl: fetch big lists of URLs concurrently and politely, process every body off
+//! the async runtime, and write one JSON line per input. `run` is the seam that
+//! `main` and the integration tests call.
+
+pub mod cli;
+pub mod demo;
+pub mod fetch;
+pub mod input;
+pub mod limits;
+pub mod output;
+pub mod pipeline;
+pub mod process;
+pub mod progress;
+pub mod record;
+pub mod summary;
+
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Config;
+use crate::fetch::Fetcher;
+use crate::limits::Limits;
+use crate::pipeline::Controls;
+use crate::progress::Progress;
+use crate::summary::{Stop, Summary};
+
+/// The process exit status, mapped in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every record ok, or failures within `--allow-failures`; also a closed stdout.
+    Ok,
+    /// More failures than `--allow-failures`.
+    Failures,
+    /// Usage error or a fatal error (unreadable input, unwritable output).
+    Fatal,
+    /// Ctrl-C.
+    Interrupted,
+    /// SIGTERM.
+    Terminated,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failures => 1,
+            Exit::Fatal => 2,
+            Exit::Interrupted => 130,
+            Exit::Terminated => 143,
+        }
+    }
+}
+
+/// A request to stop, from a signal or a test.
+#[derive(Default)]
+pub struct Shutdown {
+    token: CancellationToken,
+    reason: OnceLock<Stop>,
+}
+
+impl Shutdown {
+    pub fn new() -> Arc<Shutdown> {
+        Arc::new(Shutdown::default())
+    }
+
+    /// Ask the run to stop; returns false if a stop was already requested.
+    pub fn trigger(&self, reason: Stop) -> bool {
+        let first = self.reason.set(reason).is_ok();
+        self.token.cancel();
+        first
+    }
+
+    pub fn reason(&self) -> Option<Stop> {
+        self.reason.get().copied()
+    }
+}
+
+/// What a finished run reports.
+pub struct Outcome {
+    pub summary: Summary,
+    pub exit: Exit,
+    /// A fatal error met after the run started (input read, output write).
+    pub error: Option<anyhow::Error>,
+}
+
+/// Run the whole pipeline. Errors returned here happen before anything is
+/// fetched (unreadable input, uncreatable output) and mean exit 2.
+pub async fn run(
+    cfg: Arc<Config>,
+    progress: Progress,
+    shutdown: Arc<Shutdown>,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let sources = input::open(&cfg.inputs).await?;
+    let outputs = output::Outputs::open(&cfg)?;
+    let limits = Limits::new(&cfg);
+    progress.watch(limits.clone());
+    let fetcher = Arc::new(Fetcher::new(cfg.clone(), limits).context("building the HTTP client")?);
+
+    let (to_writer, from_pipeline) = mpsc::channel(pipeline::window_size(&cfg).min(4096));
+    let closed = CancellationToken::new();
+    let writer = output::spawn(
+        &cfg,
+        outputs,
+        from_pipeline,
+        progress.clone(),
+        closed.clone(),
+    );
+    let controls = Controls {
+        halt: CancellationToken::new(),
+        abort: CancellationToken::new(),
+    };
+    let supervisor = tokio::spawn(supervise(
+        controls.clone(),
+        shutdown.clone(),
+        closed,
+        cfg.grace,
+    ));
+
+    let total_progress = progress.clone();
+    let read = pipeline::run(
+        cfg.clone(),
+        fetcher,
+        sources,
+        to_writer,
+        controls,
+        move |n| total_progress.set_total(n),
+    )
+    .await;
+    supervisor.abort();
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+
+    let stopped = if written.output_closed {
+        Some(Stop::OutputClosed)
+    } else {
+        shutdown.reason()
+    };
+    let summary = written.stats.finish(started.elapsed(), stopped);
+    let mut error = read.err().or(written.error);
+    if let Some(path) = &cfg.summary
+        && let Err(e) = write_summary(path, &summary)
+    {
+        error = error.or(Some(e));
+    }
+    if !cfg.quiet && stopped != Some(Stop::OutputClosed) {
+        progress.eprintln(&summary.to_string());
+    }
+    let exit = match (&error, stopped) {
+        (Some(_), _) => Exit::Fatal,
+        (None, Some(Stop::Interrupted)) => Exit::Interrupted,
+        (None, Some(Stop::Terminated)) => Exit::Terminated,
+        (None, Some(Stop::OutputClosed)) => Exit::Ok,
+        (None, None) if cfg.allow_failures.allows(summary.failed, summary.total) => Exit::Ok,
+        (None, None) => Exit::Failures,
+    };
+    Ok(Outcome {
+        summary,
+        exit,
+        error,
+    })
+}
+
+/// Turn a shutdown request or a dead output into the stage controls: stop reading
+/// at once; give requests in flight `grace` to finish (none if the output is gone).
+async fn supervise(
+    controls: Controls,
+    shutdown: Arc<Shutdown>,
+    closed: CancellationToken,
+    grace: std::time::Duration,
+) {
+    tokio::select! {
+        _ = shutdown.token.cancelled() => {
+            controls.halt.cancel();
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = closed.cancelled() => {}
+            }
+        }
+        _ = closed.cancelled() => controls.halt.cancel(),
+    }
+    controls.abort.cancel();
+}
+
+fn write_summary(path: &std::path::Path, summary: &Summary) -> anyhow::Result<()> {
+    let mut text = serde_json::to_vec_pretty(summary)?;
+    text.push(b'\n');
+    std::fs::write(path, text).with_context(|| format!("cannot write summary '{}'", path.display()))
+}

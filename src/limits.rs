@@ -1,0 +1,315 @@
+//! Politeness: the global concurrency cap and rate, per-host in-flight caps and
+//! rates, host-wide pauses from `Retry-After`, and the per-host circuit breaker.
+//!
+//! A request first waits for its host (pause, host cap, host rate) and only then
+//! for a global slot, so a busy or slow host never holds global slots idle.
+//! Per-host state lives while a host has work queued or recent history, and idle
+//! entries are pruned, so memory stays bounded with millions of distinct hosts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::cli::{Config, Rate};
+
+/// Idle host entries are kept up to this many before a prune pass.
+const MIN_PRUNE_AT: usize = 4096;
+
+pub struct Limits {
+    global: Arc<Semaphore>,
+    rate: Option<DefaultDirectRateLimiter>,
+    host_rate: Option<Rate>,
+    per_host: Option<usize>,
+    breaker: Option<u32>,
+    hosts: Mutex<HostMap>,
+    in_flight: AtomicUsize,
+}
+
+struct HostMap {
+    map: HashMap<Arc<str>, Arc<HostState>>,
+    prune_at: usize,
+}
+
+struct HostState {
+    /// Jobs holding a `HostHandle` for this host.
+    users: AtomicUsize,
+    permits: Option<Arc<Semaphore>>,
+    rate: Option<DefaultDirectRateLimiter>,
+    /// Consecutive transport failures (any response resets it).
+    failures: AtomicU32,
+    /// Set by `Retry-After`: no request to this host starts before it.
+    paused_until: Mutex<Option<Instant>>,
+    /// When the last request to this host started (for the rate's memory).
+    last_start: Mutex<Option<Instant>>,
+}
+
+fn limiter(rate: Rate) -> DefaultDirectRateLimiter {
+    // Burst 1: starts are spread evenly, never a whole period's quota at once.
+    let interval = rate.interval().max(Duration::from_nanos(1));
+    RateLimiter::direct(Quota::with_period(interval).expect("interval is non-zero"))
+}
+
+impl Limits {
+    pub fn new(cfg: &Config) -> Arc<Limits> {
+        Arc::new(Limits {
+            global: Arc::new(Semaphore::new(cfg.concurrency.get())),
+            rate: cfg.rate.map(limiter),
+            host_rate: cfg.host_rate,
+            per_host: cfg.per_host.map(|n| n.get()),
+            breaker: cfg.circuit_breaker.map(|n| n.get()),
+            hosts: Mutex::new(HostMap {
+                map: HashMap::new(),
+                prune_at: MIN_PRUNE_AT,
+            }),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// Requests being sent or received right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Register a job for `host` (host name and port); dropping the handle ends it.
+    pub fn host(self: &Arc<Self>, host: &str) -> HostHandle {
+        let mut hosts = self.hosts.lock().expect("host map lock");
+        let state = match hosts.map.get(host) {
+            Some(state) => state.clone(),
+            None => {
+                let state = Arc::new(HostState {
+                    users: AtomicUsize::new(0),
+                    permits: self.per_host.map(|n| Arc::new(Semaphore::new(n))),
+                    rate: self.host_rate.map(limiter),
+                    failures: AtomicU32::new(0),
+                    paused_until: Mutex::new(None),
+                    last_start: Mutex::new(None),
+                });
+                hosts.map.insert(host.into(), state.clone());
+                if hosts.map.len() >= hosts.prune_at {
+                    self.prune(&mut hosts);
+                }
+                state
+            }
+        };
+        state.users.fetch_add(1, Ordering::Relaxed);
+        HostHandle {
+            limits: self.clone(),
+            key: host.into(),
+            state,
+        }
+    }
+
+    /// Drop idle host entries whose history no longer matters. Amortised O(1):
+    /// the next prune waits until the map has doubled.
+    fn prune(&self, hosts: &mut HostMap) {
+        let now = Instant::now();
+        hosts
+            .map
+            .retain(|_, s| s.users.load(Ordering::Relaxed) > 0 || s.remembers(self, now));
+        if hosts.map.len() * 2 >= hosts.prune_at {
+            // Still full of live state: forget the oldest history rather than grow without bound.
+            hosts.map.retain(|_, s| s.users.load(Ordering::Relaxed) > 0);
+        }
+        hosts.prune_at = (hosts.map.len() * 2).max(MIN_PRUNE_AT);
+    }
+}
+
+impl HostState {
+    /// Whether forgetting this host would change what happens to its next request.
+    fn remembers(&self, limits: &Limits, now: Instant) -> bool {
+        let failing = limits.breaker.is_some() && self.failures.load(Ordering::Relaxed) > 0;
+        let paused = self
+            .paused_until
+            .lock()
+            .expect("pause lock")
+            .is_some_and(|t| t > now);
+        let recent = match (
+            limits.host_rate,
+            *self.last_start.lock().expect("start lock"),
+        ) {
+            (Some(rate), Some(t)) => now.duration_since(t) < rate.interval(),
+            _ => false,
+        };
+        failing || paused || recent
+    }
+}
+
+/// A job's registration with its host.
+pub struct HostHandle {
+    limits: Arc<Limits>,
+    key: Arc<str>,
+    state: Arc<HostState>,
+}
+
+/// Permission to send one attempt now; dropping it frees the slots.
+pub struct Slot {
+    limits: Arc<Limits>,
+    _global: OwnedSemaphorePermit,
+    _host: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.limits.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl HostHandle {
+    /// `Some(n)` when the host's circuit breaker is open after `n` failures.
+    pub fn circuit_open(&self) -> Option<u32> {
+        let n = self.limits.breaker?;
+        (self.state.failures.load(Ordering::Relaxed) >= n).then_some(n)
+    }
+
+    /// Wait for the host (pause, cap, rate), then for a global slot and the global rate.
+    pub async fn acquire(&self) -> Slot {
+        self.wait_pause().await;
+        let host = match &self.state.permits {
+            Some(sem) => Some(
+                sem.clone()
+                    .acquire_owned()
+                    .await
+                    .expect("host semaphore never closes"),
+            ),
+            None => None,
+        };
+        if let Some(rate) = &self.state.rate {
+            rate.until_ready().await;
+        }
+        let global = self
+            .limits
+            .global
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("global semaphore never closes");
+        if let Some(rate) = &self.limits.rate {
+            rate.until_ready().await;
+        }
+        // A Retry-After may have arrived while this request queued.
+        self.wait_pause().await;
+        *self.state.last_start.lock().expect("start lock") = Some(Instant::now());
+        self.limits.in_flight.fetch_add(1, Ordering::Relaxed);
+        Slot {
+            limits: self.limits.clone(),
+            _global: global,
+            _host: host,
+        }
+    }
+
+    async fn wait_pause(&self) {
+        loop {
+            let until = *self.state.paused_until.lock().expect("pause lock");
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                _ => return,
+            }
+        }
+    }
+
+    /// Hold every request to this host for `wait` (from `Retry-After`).
+    pub fn pause_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self.state.paused_until.lock().expect("pause lock");
+        if paused.is_none_or(|t| t < until) {
+            *paused = Some(until);
+        }
+    }
+
+    pub fn record_transport_failure(&self) {
+        self.state.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_response(&self) {
+        self.state.failures.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for HostHandle {
+    fn drop(&mut self) {
+        if self.state.users.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let mut hosts = self.limits.hosts.lock().expect("host map lock");
+        let idle = self.state.users.load(Ordering::Acquire) == 0;
+        if idle && !self.state.remembers(&self.limits, Instant::now()) {
+            hosts.map.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, InputSpec};
+    use clap::Parser;
+
+    fn limits(args: &[&str]) -> Arc<Limits> {
+        let mut argv = vec!["trawl"];
+        argv.extend_from_slice(args);
+        let cfg = Cli::parse_from(argv)
+            .run
+            .into_config(vec![InputSpec::Stdin])
+            .unwrap();
+        Limits::new(&cfg)
+    }
+
+    #[tokio::test]
+    async fn idle_hosts_are_forgotten() {
+        let l = limits(&["--per-host", "2"]);
+        for i in 0..10_000 {
+            let h = l.host(&format!("h{i}.test:80"));
+            drop(h.acquire().await);
+        }
+        assert_eq!(l.hosts.lock().unwrap().map.len(), 0);
+        assert_eq!(l.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn host_map_stays_bounded_with_history() {
+        let l = limits(&["--circuit-breaker", "3"]);
+        for i in 0..50_000 {
+            let h = l.host(&format!("h{i}.test:80"));
+            h.record_transport_failure();
+        }
+        assert!(l.hosts.lock().unwrap().map.len() <= 2 * MIN_PRUNE_AT);
+    }
+
+    #[tokio::test]
+    async fn breaker_opens_after_n_failures_and_resets_on_response() {
+        let l = limits(&["--circuit-breaker", "2"]);
+        let h = l.host("a.test:80");
+        h.record_transport_failure();
+        assert_eq!(h.circuit_open(), None);
+        h.record_transport_failure();
+        assert_eq!(h.circuit_open(), Some(2));
+        let h2 = l.host("a.test:80");
+        assert_eq!(
+            h2.circuit_open(),
+            Some(2),
+            "state is shared by the host's jobs"
+        );
+        h.record_response();
+        assert_eq!(h2.circuit_open(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_holds_the_whole_host() {
+        let l = limits(&[]);
+        let a = l.host("a.test:80");
+        let b = l.host("a.test:80");
+        a.pause_for(Duration::from_secs(5));
+        let start = Instant::now();
+        drop(b.acquire().await);
+        assert!(start.elapsed() >= Duration::from_secs(5));
+        let other = l.host("b.test:80");
+        let start = Instant::now();
+        drop(other.acquire().await);
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+}

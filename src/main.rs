@@ -1,0 +1,74 @@
+//! The `trawl` binary: parse arguments, set up logging and the runtime, run, and map
+//! the outcome to an exit code. Signals are turned into a graceful stop here.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use trawl::cli::{Action, Cli};
+use trawl::progress::Progress;
+use trawl::summary::Stop;
+use trawl::{Exit, Shutdown};
+
+fn main() -> ExitCode {
+    let (cfg, demo) = match Cli::parse().into_action() {
+        Ok(Action::Run(cfg)) => (cfg, false),
+        Ok(Action::Demo(cfg)) => (cfg, true),
+        Err(e) => e.exit(),
+    };
+    let progress = Progress::new(&cfg);
+    trawl::progress::init_logging(&cfg, &progress);
+    // High --concurrency needs many sockets: lift the soft open-files limit to the hard one.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let exit = runtime.block_on(async move {
+        let shutdown = Shutdown::new();
+        tokio::spawn(watch_signals(shutdown.clone(), progress.clone()));
+        let cfg = Arc::new(cfg);
+        let result = match demo {
+            true => trawl::demo::run(cfg, progress, shutdown).await,
+            false => trawl::run(cfg, progress, shutdown).await,
+        };
+        match result {
+            Ok(outcome) => {
+                if let Some(e) = &outcome.error {
+                    eprintln!("trawl: error: {e:#}");
+                }
+                outcome.exit
+            }
+            Err(e) => {
+                eprintln!("trawl: error: {e:#}");
+                Exit::Fatal
+            }
+        }
+    });
+    // A blocking stdin read may still be pending; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::from(exit.code())
+}
+
+/// First Ctrl-C or SIGTERM: graceful stop. A second one: exit at once.
+async fn watch_signals(shutdown: Arc<Shutdown>, progress: Progress) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    loop {
+        let (reason, code) = tokio::select! {
+            _ = int.recv() => (Stop::Interrupted, 130),
+            _ = term.recv() => (Stop::Terminated, 143),
+        };
+        if !shutdown.trigger(reason) {
+            std::process::exit(code);
+        }
+        progress
+            .eprintln("trawl: stopping: letting requests in flight finish (again to quit at once)");
+    }
+}

@@ -1,0 +1,192 @@
+//! The single writer: owns stdout / `-o` / `--errors`, restores input order for
+//! `--ordered`, keeps the run totals and feeds the progress bar. It runs on its own
+//! thread so a slow consumer never blocks the async runtime, and flushes whenever
+//! its queue is idle and at the end.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Config;
+use crate::progress::Progress;
+use crate::record::Record;
+use crate::summary::Stats;
+
+const BUFFER: usize = 256 * 1024;
+
+/// A finished record and the window slot its job held since it was read.
+pub struct Done {
+    pub record: Record,
+    pub slot: Option<OwnedSemaphorePermit>,
+}
+
+struct Sink {
+    out: BufWriter<Box<dyn Write + Send>>,
+}
+
+/// The opened output streams.
+pub struct Outputs {
+    main: Sink,
+    errors: Option<Sink>,
+}
+
+impl Outputs {
+    /// Create the output files before anything runs, so a bad path is exit 2.
+    pub fn open(cfg: &Config) -> anyhow::Result<Outputs> {
+        let main = match &cfg.output {
+            Some(path) => file_sink(path)?,
+            None => Sink {
+                out: BufWriter::with_capacity(BUFFER, Box::new(io::stdout())),
+            },
+        };
+        let errors = cfg.errors.as_deref().map(file_sink).transpose()?;
+        Ok(Outputs { main, errors })
+    }
+}
+
+fn file_sink(path: &Path) -> anyhow::Result<Sink> {
+    let file = File::create(path).with_context(|| format!("cannot create '{}'", path.display()))?;
+    Ok(Sink {
+        out: BufWriter::with_capacity(BUFFER, Box::new(file)),
+    })
+}
+
+/// How the writer ended.
+pub struct Written {
+    pub stats: Stats,
+    /// stdout's reader went away; later records were dropped.
+    pub output_closed: bool,
+    /// A write error other than a closed stdout.
+    pub error: Option<anyhow::Error>,
+}
+
+/// Start the writer thread. `closed` is cancelled when the output can no longer be
+/// written (closed pipe, full disk), so the pipeline stops early.
+pub fn spawn(
+    cfg: &Config,
+    outputs: Outputs,
+    rx: mpsc::Receiver<Done>,
+    progress: Progress,
+    closed: CancellationToken,
+) -> std::thread::JoinHandle<Written> {
+    let ordered = cfg.ordered;
+    std::thread::Builder::new()
+        .name("trawl-writer".into())
+        .spawn(move || {
+            let writer = Writer {
+                outputs,
+                ordered,
+                next: 0,
+                pending: BTreeMap::new(),
+                stats: Stats::default(),
+                progress,
+            };
+            writer.run(rx, closed)
+        })
+        .expect("spawn writer thread")
+}
+
+struct Writer {
+    outputs: Outputs,
+    ordered: bool,
+    /// Next index to write in ordered mode.
+    next: u64,
+    pending: BTreeMap<u64, Done>,
+    stats: Stats,
+    progress: Progress,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Done>, closed: CancellationToken) -> Written {
+        let mut failed: Option<io::Error> = None;
+        let fail = |e: io::Error, failed: &mut Option<io::Error>| {
+            *failed = Some(e);
+            closed.cancel();
+        };
+        loop {
+            let done = match rx.try_recv() {
+                Ok(done) => done,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if failed.is_none()
+                        && let Err(e) = self.flush()
+                    {
+                        fail(e, &mut failed);
+                    }
+                    match rx.blocking_recv() {
+                        Some(done) => done,
+                        None => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            };
+            // Once the output is gone, keep draining so no stage ever blocks on us.
+            if failed.is_none()
+                && let Err(e) = self.accept(done)
+            {
+                fail(e, &mut failed);
+            }
+        }
+        if failed.is_none()
+            && let Err(e) = self.write_rest().and_then(|()| self.flush())
+        {
+            fail(e, &mut failed);
+        }
+        self.progress.finish();
+        let output_closed = failed
+            .as_ref()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
+        let error = failed
+            .filter(|_| !output_closed)
+            .map(|e| anyhow::Error::new(e).context("writing output"));
+        Written {
+            stats: self.stats,
+            output_closed,
+            error,
+        }
+    }
+
+    /// Records still held for ordering when the input ended early (after a stop).
+    fn write_rest(&mut self) -> io::Result<()> {
+        for (_, done) in std::mem::take(&mut self.pending) {
+            self.write(done.record)?;
+        }
+        Ok(())
+    }
+
+    /// Take one finished record; writes it (and any now-contiguous ones in ordered mode).
+    fn accept(&mut self, done: Done) -> io::Result<()> {
+        if !self.ordered {
+            return self.write(done.record);
+        }
+        self.pending.insert(done.record.index, done);
+        while let Some(done) = self.pending.remove(&self.next) {
+            self.next += 1;
+            self.write(done.record)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, record: Record) -> io::Result<()> {
+        self.stats.add(&record);
+        self.progress.record(record.ok);
+        let sink = match (&mut self.outputs.errors, record.ok) {
+            (Some(errors), false) => errors,
+            _ => &mut self.outputs.main,
+        };
+        serde_json::to_writer(&mut sink.out, &record).map_err(io::Error::from)?;
+        sink.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.outputs.main.out.flush()?;
+        if let Some(errors) = &mut self.outputs.errors {
+            errors.out.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! Wiring only: input reader -> fetch stage -> process stage -> writer, connected by
+//! bounded channels. A closed channel is the next stage's signal to finish.
+//!
+//! Every job holds a slot of the `window` semaphore from the moment it is read
+//! until its record is written. That one bound keeps memory flat however long
+//! the input is, and bounds the reorder buffer of `--ordered`.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Config;
+use crate::fetch::{Fetcher, Report};
+use crate::input::{self, Job, Source};
+use crate::output::Done;
+use crate::process;
+use crate::record::{self, Failure};
+
+/// A fetched job on its way to processing.
+struct Fetched {
+    job: Job,
+    report: Report,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+/// Stop controls shared by the stages.
+#[derive(Clone)]
+pub struct Controls {
+    /// Stop reading input and starting requests.
+    pub halt: CancellationToken,
+    /// Abandon requests in flight (`cancelled` records).
+    pub abort: CancellationToken,
+}
+
+/// Jobs read ahead of the fetch stage, and the writer's queue.
+const CHANNEL: usize = 1024;
+
+/// How many jobs may be between "read" and "written" at once.
+pub fn window_size(cfg: &Config) -> usize {
+    cfg.concurrency.get() * 4 + 1024
+}
+
+/// Run every stage to completion. Returns the number of jobs read.
+pub async fn run(
+    cfg: Arc<Config>,
+    fetcher: Arc<Fetcher>,
+    sources: Vec<Source>,
+    to_writer: mpsc::Sender<Done>,
+    controls: Controls,
+    on_total: impl FnOnce(u64) + Send + 'static,
+) -> anyhow::Result<u64> {
+    let (job_tx, job_rx) = mpsc::channel::<Job>(CHANNEL);
+    let (fetched_tx, fetched_rx) = mpsc::channel::<Fetched>(CHANNEL);
+    let window = Arc::new(Semaphore::new(window_size(&cfg)));
+
+    let reader = tokio::spawn({
+        let halt = controls.halt.clone();
+        async move {
+            let read = input::read_jobs(sources, job_tx, halt).await;
+            if let Ok(total) = &read {
+                on_total(*total);
+            }
+            read
+        }
+    });
+    let fetch = tokio::spawn(fetch_stage(fetcher, job_rx, window, fetched_tx, controls));
+    let process = tokio::spawn(process_stage(cfg, fetched_rx, to_writer));
+
+    let read = reader.await?;
+    fetch.await?;
+    process.await?;
+    read
+}
+
+async fn fetch_stage(
+    fetcher: Arc<Fetcher>,
+    mut jobs: mpsc::Receiver<Job>,
+    window: Arc<Semaphore>,
+    tx: mpsc::Sender<Fetched>,
+    controls: Controls,
+) {
+    let halt = &controls.halt;
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = halt.cancelled() => break,
+            job = jobs.recv() => match job { Some(job) => job, None => return },
+        };
+        let slot = tokio::select! {
+            biased;
+            _ = halt.cancelled() => {
+                let _ = tx.send(not_started(job)).await;
+                break;
+            }
+            slot = window.clone().acquire_owned() => slot.expect("window semaphore never closes"),
+        };
+        tokio::spawn(fetch_one(
+            fetcher.clone(),
+            job,
+            slot,
+            tx.clone(),
+            controls.clone(),
+        ));
+    }
+    // Stopped: every job already read still gets its one record.
+    jobs.close();
+    while let Some(job) = jobs.recv().await {
+        let _ = tx.send(not_started(job)).await;
+    }
+}
+
+fn not_started(job: Job) -> Fetched {
+    let report = match &job.request {
+        Err(failure) => Report::failed(failure.clone()),
+        Ok(_) => Report::failed(Failure::Cancelled(
+            "not started: the run was stopped".into(),
+        )),
+    };
+    Fetched {
+        job,
+        report,
+        slot: None,
+    }
+}
+
+async fn fetch_one(
+    fetcher: Arc<Fetcher>,
+    job: Job,
+    slot: OwnedSemaphorePermit,
+    tx: mpsc::Sender<Fetched>,
+    controls: Controls,
+) {
+    let report = match &job.request {
+        Err(failure) => Report::failed(failure.clone()),
+        Ok(request) => tokio::select! {
+            biased;
+            _ = controls.abort.cancelled() => {
+                Report::failed(Failure::Cancelled("in flight when the run was stopped".into()))
+            }
+            report = Box::pin(fetcher.fetch(request, &controls.halt)) => report,
+        },
+    };
+    let _ = tx
+        .send(Fetched {
+            job,
+            report,
+            slot: Some(slot),
+        })
+        .await;
+}
+
+async fn process_stage(cfg: Arc<Config>, mut rx: mpsc::Receiver<Fetched>, tx: mpsc::Sender<Done>) {
+    let cpu = Arc::new(Semaphore::new(
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    ));
+    while let Some(Fetched { job, report, slot }) = rx.recv().await {
+        let body = match (&report.body, process::needed(&cfg)) {
+            (Ok(_), true) => report.body.as_ref().ok(),
+            _ => None,
+        };
+        if body.is_none() {
+            let record = record::assemble(&cfg, &job, &report, None);
+            let _ = tx.send(Done { record, slot }).await;
+            continue;
+        }
+        let permit = cpu
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("cpu semaphore never closes");
+        let (cfg, tx) = (cfg.clone(), tx.clone());
+        tokio::spawn(async move {
+            let work_cfg = cfg.clone();
+            let content_type = report.head.as_ref().and_then(|h| h.content_type.clone());
+            let body = report.body.clone().unwrap_or_default();
+            let processed = tokio::task::spawn_blocking(move || {
+                process::process(&work_cfg, content_type.as_deref(), &body)
+            })
+            .await
+            .map_err(|e| Failure::Process(panic_message(e)));
+            drop(permit);
+            let record = record::assemble(&cfg, &job, &report, Some(processed));
+            let _ = tx.send(Done { record, slot }).await;
+        });
+    }
+}
+
+fn panic_message(err: tokio::task::JoinError) -> String {
+    match err.try_into_panic() {
+        Ok(payload) => {
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            format!("processing panicked: {text}")
+        }
+        Err(e) => format!("processing was cancelled: {e}"),
+    }
+}

@@ -1,0 +1,150 @@
+//! CPU work on one fetched body: hashing, HTML title extraction, body encoding.
+//! Plain synchronous Rust with no tokio in it; the pipeline runs it on the blocking
+//! pool under a semaphore sized to the cores.
+
+use base64::Engine;
+use encoding_rs::Encoding;
+use sha2::Digest;
+
+use crate::cli::{Config, HashKind};
+
+/// What processing adds to a record.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Processed {
+    pub sha256: Option<String>,
+    pub blake3: Option<String>,
+    pub title: Option<String>,
+    pub body: Option<String>,
+    /// `body` holds base64 because the bytes are not UTF-8.
+    pub body_base64: bool,
+}
+
+/// Whether `process` has anything to do for this configuration.
+pub fn needed(cfg: &Config) -> bool {
+    cfg.hash != HashKind::None || cfg.title || cfg.body
+}
+
+pub fn process(cfg: &Config, content_type: Option<&str>, body: &[u8]) -> Processed {
+    let mut out = Processed::default();
+    match cfg.hash {
+        HashKind::Sha256 => out.sha256 = Some(hex::encode(sha2::Sha256::digest(body))),
+        HashKind::Blake3 => out.blake3 = Some(blake3::hash(body).to_hex().to_string()),
+        HashKind::None => {}
+    }
+    if cfg.title {
+        out.title = title(content_type, body);
+    }
+    if cfg.body {
+        match std::str::from_utf8(body) {
+            Ok(text) => out.body = Some(text.to_owned()),
+            Err(_) => {
+                out.body = Some(base64::engine::general_purpose::STANDARD.encode(body));
+                out.body_base64 = true;
+            }
+        }
+    }
+    out
+}
+
+/// The document's `<title>`, decoded with the body's charset (Content-Type, then a
+/// `<meta charset>` in the first 1024 bytes, then UTF-8), entities resolved and
+/// whitespace collapsed. Only the prefix up to the first `</title>` is parsed.
+pub fn title(content_type: Option<&str>, body: &[u8]) -> Option<String> {
+    let end = find_ascii_ci(body, b"</title")?;
+    let prefix = &body[..(end + b"</title>".len()).min(body.len())];
+    let encoding = content_type
+        .and_then(charset_param)
+        .or_else(|| meta_charset(&body[..body.len().min(1024)]))
+        .and_then(|label| Encoding::for_label(label.as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    let (text, _, _) = encoding.decode(prefix);
+    let doc = scraper::Html::parse_document(&text);
+    let selector = scraper::Selector::parse("title").expect("static selector");
+    let raw: String = doc.select(&selector).next()?.text().collect();
+    let title = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!title.is_empty()).then_some(title)
+}
+
+/// `charset=...` from a Content-Type value.
+fn charset_param(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches(['"', '\'']).to_owned())
+    })
+}
+
+/// The charset named by `<meta charset=...>` or `<meta http-equiv ... content="...; charset=...">`.
+fn meta_charset(head: &[u8]) -> Option<String> {
+    let at = find_ascii_ci(head, b"charset=")?;
+    let rest = &head[at + b"charset=".len()..];
+    let rest = rest
+        .strip_prefix(b"\"")
+        .or_else(|| rest.strip_prefix(b"'"))
+        .unwrap_or(rest);
+    let len = rest
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.')))
+        .unwrap_or(rest.len());
+    (len > 0).then(|| String::from_utf8_lossy(&rest[..len]).into_owned())
+}
+
+/// Position of `needle` (lowercase ASCII) in `haystack`, ignoring ASCII case.
+fn find_ascii_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = needle[0];
+    let mut from = 0;
+    while let Some(pos) = memchr::memchr2(first, first.to_ascii_uppercase(), &haystack[from..]) {
+        let at = from + pos;
+        if haystack.len() - at >= needle.len()
+            && haystack[at..at + needle.len()].eq_ignore_ascii_case(needle)
+        {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_with_entities_and_whitespace() {
+        let html = b"<html><head><TITLE>\n  Caf&eacute; &amp;\n Cr\xc3\xa8me </TITLE></head><body>x</body></html>";
+        assert_eq!(
+            title(Some("text/html"), html).as_deref(),
+            Some("Café & Crème")
+        );
+    }
+
+    #[test]
+    fn title_in_latin1_from_header_or_meta() {
+        let html = b"<html><head><title>Caf\xe9 &amp; Cr\xe8me</title></head></html>";
+        assert_eq!(
+            title(Some("text/html; charset=ISO-8859-1"), html).as_deref(),
+            Some("Café & Crème")
+        );
+        let meta = b"<html><head><meta charset=\"iso-8859-1\"><title>Caf\xe9</title></head></html>";
+        assert_eq!(title(Some("text/html"), meta).as_deref(), Some("Café"));
+        let equiv = b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\"><title>\x93q\x94</title>";
+        assert_eq!(title(None, equiv).as_deref(), Some("\u{201c}q\u{201d}"));
+    }
+
+    #[test]
+    fn no_title() {
+        assert_eq!(title(None, b"<html><body>none</body></html>"), None);
+        assert_eq!(title(None, b"<title>   </title>"), None);
+        assert_eq!(title(None, b""), None);
+    }
+
+    #[test]
+    fn charset_params() {
+        assert_eq!(
+            charset_param("text/html; Charset=\"utf-8\"").as_deref(),
+            Some("utf-8")
+        );
+        assert_eq!(charset_param("text/html"), None);
+    }
+}

@@ -1,0 +1,263 @@
+//! The output record and the per-URL error kinds: the JSON-lines schema in one place.
+//! Per-URL failures are data, never control flow: every input line becomes exactly one
+//! `Record`, successful or not.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cli::Config;
+use crate::fetch::Report;
+use crate::input::Job;
+use crate::process::Processed;
+
+/// Stable, snake_case failure kinds (part of the output contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    InvalidInput,
+    UnsupportedScheme,
+    Dns,
+    Connect,
+    Tls,
+    Timeout,
+    HttpStatus,
+    TooManyRedirects,
+    BodyTooLarge,
+    Decode,
+    Process,
+    CircuitOpen,
+    Cancelled,
+    Io,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::UnsupportedScheme => "unsupported_scheme",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::TooManyRedirects => "too_many_redirects",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::Decode => "decode",
+            ErrorKind::Process => "process",
+            ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Io => "io",
+        }
+    }
+}
+
+/// Why one input failed. `kind()` is the stable name written to the record.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("unsupported scheme '{0}' (only http and https)")]
+    UnsupportedScheme(String),
+    #[error("{0}")]
+    Dns(String),
+    #[error("{0}")]
+    Connect(String),
+    #[error("{0}")]
+    Tls(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("HTTP {0}")]
+    HttpStatus(String),
+    #[error("more than {0} redirects")]
+    TooManyRedirects(u32),
+    #[error("decoded body exceeds --max-body of {0} bytes")]
+    BodyTooLarge(u64),
+    #[error("{0}")]
+    Decode(String),
+    #[error("{0}")]
+    Process(String),
+    #[error("{0} consecutive transport failures to this host; not tried")]
+    CircuitOpen(u32),
+    #[error("{0}")]
+    Cancelled(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Failure {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Failure::InvalidInput(_) => ErrorKind::InvalidInput,
+            Failure::UnsupportedScheme(_) => ErrorKind::UnsupportedScheme,
+            Failure::Dns(_) => ErrorKind::Dns,
+            Failure::Connect(_) => ErrorKind::Connect,
+            Failure::Tls(_) => ErrorKind::Tls,
+            Failure::Timeout(_) => ErrorKind::Timeout,
+            Failure::HttpStatus(_) => ErrorKind::HttpStatus,
+            Failure::TooManyRedirects(_) => ErrorKind::TooManyRedirects,
+            Failure::BodyTooLarge(_) => ErrorKind::BodyTooLarge,
+            Failure::Decode(_) => ErrorKind::Decode,
+            Failure::Process(_) => ErrorKind::Process,
+            Failure::CircuitOpen(_) => ErrorKind::CircuitOpen,
+            Failure::Cancelled(_) => ErrorKind::Cancelled,
+            Failure::Io(_) => ErrorKind::Io,
+        }
+    }
+
+    pub fn info(&self) -> ErrorInfo {
+        ErrorInfo {
+            kind: self.kind(),
+            message: self.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// One output line. Absent values are omitted, never null.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub index: u64,
+    pub input: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_url: Option<String>,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirects: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// `"base64"` when `body` is not UTF-8 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+}
+
+impl Record {
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        self.error.as_ref().map(|e| e.kind)
+    }
+}
+
+/// Build the record of one job from what the fetch and process stages found.
+/// `processed` is `None` when processing did not run, `Some(Err)` when it panicked.
+pub fn assemble(
+    cfg: &Config,
+    job: &Job,
+    report: &Report,
+    processed: Option<Result<Processed, Failure>>,
+) -> Record {
+    let mut r = Record {
+        index: job.index,
+        input: job.input.clone(),
+        id: job.id.clone(),
+        ..Record::default()
+    };
+    if let Ok(request) = &job.request {
+        r.url = Some(request.url.to_string());
+    }
+    if report.attempts > 0 {
+        r.attempts = Some(report.attempts);
+        r.elapsed_ms = Some(millis(report.elapsed));
+    }
+    if let Some(head) = &report.head {
+        let final_url = head.final_url.to_string();
+        if r.url.as_deref() != Some(final_url.as_str()) {
+            r.final_url = Some(final_url);
+        }
+        r.status = Some(head.status.as_u16());
+        r.http_version = Some(crate::fetch::version_name(head.version).to_owned());
+        r.content_type = head.content_type.clone();
+        r.redirects = Some(head.redirects);
+        r.ttfb_ms = Some(millis(head.ttfb));
+    }
+    let mut failure = report.body.as_ref().err().cloned();
+    if let Ok(body) = &report.body {
+        r.bytes = Some(body.len() as u64);
+    }
+    match processed {
+        Some(Ok(p)) => {
+            r.sha256 = p.sha256;
+            r.blake3 = p.blake3;
+            r.title = p.title;
+            r.body = p.body;
+            r.body_encoding = p.body_base64.then(|| "base64".to_owned());
+        }
+        Some(Err(f)) => failure = failure.or(Some(f)),
+        None => {}
+    }
+    if failure.is_none()
+        && let Some(head) = &report.head
+        && !cfg.ok_status.contains(head.status.as_u16())
+    {
+        failure = Some(Failure::HttpStatus(head.status.to_string()));
+    }
+    r.ok = failure.is_none() && report.head.is_some();
+    r.error = failure.map(|f| f.info());
+    r
+}
+
+/// Milliseconds with microsecond precision, for `elapsed_ms` and `ttfb_ms`.
+pub fn millis(d: std::time::Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_serialize_as_their_names() {
+        for kind in [
+            ErrorKind::InvalidInput,
+            ErrorKind::TooManyRedirects,
+            ErrorKind::Io,
+        ] {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                Value::String(kind.as_str().into())
+            );
+        }
+    }
+
+    #[test]
+    fn absent_fields_are_omitted() {
+        let r = Record {
+            index: 3,
+            input: "x".into(),
+            ..Record::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"index":3,"input":"x","ok":false}"#
+        );
+    }
+}

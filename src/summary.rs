@@ -1,0 +1,161 @@
+//! Run totals: accumulated by the writer one record at a time, rendered as the
+//! human summary on stderr and as the `--summary` JSON file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::record::{ErrorKind, Record};
+
+/// Why a run ended before its input did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// Ctrl-C (SIGINT).
+    Interrupted,
+    /// SIGTERM.
+    Terminated,
+    /// The reader of stdout went away (`| head`).
+    OutputClosed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// The `--summary` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub total: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub by_status: BTreeMap<u16, u64>,
+    pub by_error: BTreeMap<ErrorKind, u64>,
+    pub bytes: u64,
+    pub elapsed_ms: f64,
+    pub requests_per_sec: f64,
+    /// Over records that made at least one request, in milliseconds.
+    pub latency_ms: Latency,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stop>,
+}
+
+/// Accumulates records as they are written.
+pub struct Stats {
+    total: u64,
+    ok: u64,
+    by_status: BTreeMap<u16, u64>,
+    by_error: BTreeMap<ErrorKind, u64>,
+    bytes: u64,
+    latency_us: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            total: 0,
+            ok: 0,
+            by_status: BTreeMap::new(),
+            by_error: BTreeMap::new(),
+            bytes: 0,
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, 24 * 3600 * 1_000_000, 3)
+                .expect("valid bounds"),
+        }
+    }
+}
+
+impl Stats {
+    pub fn add(&mut self, r: &Record) {
+        self.total += 1;
+        self.ok += u64::from(r.ok);
+        if let Some(status) = r.status {
+            *self.by_status.entry(status).or_default() += 1;
+        }
+        if let Some(kind) = r.error_kind() {
+            *self.by_error.entry(kind).or_default() += 1;
+        }
+        self.bytes += r.bytes.unwrap_or(0);
+        if r.attempts.unwrap_or(0) > 0
+            && let Some(ms) = r.elapsed_ms
+        {
+            self.latency_us.saturating_record((ms * 1000.0) as u64);
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    pub fn ok(&self) -> u64 {
+        self.ok
+    }
+
+    pub fn finish(&self, elapsed: Duration, stopped: Option<Stop>) -> Summary {
+        let q = |p: f64| self.latency_us.value_at_quantile(p) as f64 / 1000.0;
+        let secs = elapsed.as_secs_f64();
+        Summary {
+            total: self.total,
+            ok: self.ok,
+            failed: self.total - self.ok,
+            by_status: self.by_status.clone(),
+            by_error: self.by_error.clone(),
+            bytes: self.bytes,
+            elapsed_ms: crate::record::millis(elapsed),
+            requests_per_sec: if secs > 0.0 {
+                (self.total as f64 / secs * 10.0).round() / 10.0
+            } else {
+                0.0
+            },
+            latency_ms: Latency {
+                p50: q(0.5),
+                p90: q(0.9),
+                p99: q(0.99),
+                max: self.latency_us.max() as f64 / 1000.0,
+            },
+            stopped,
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "trawl: {} records, {} ok, {} failed in {:.2}s ({:.1}/s), {} bytes; latency p50 {:.1}ms p90 {:.1}ms p99 {:.1}ms",
+            self.total,
+            self.ok,
+            self.failed,
+            self.elapsed_ms / 1000.0,
+            self.requests_per_sec,
+            self.bytes,
+            self.latency_ms.p50,
+            self.latency_ms.p90,
+            self.latency_ms.p99,
+        )?;
+        if !self.by_error.is_empty() {
+            let errors: Vec<String> = self
+                .by_error
+                .iter()
+                .map(|(k, n)| format!("{} {n}", k.as_str()))
+                .collect();
+            write!(f, "\ntrawl: failures by kind: {}", errors.join(", "))?;
+        }
+        match self.stopped {
+            Some(Stop::Interrupted) => write!(
+                f,
+                "\ntrawl: interrupted; inputs not yet read have no record (re-run with --resume)"
+            ),
+            Some(Stop::Terminated) => write!(
+                f,
+                "\ntrawl: terminated; inputs not yet read have no record (re-run with --resume)"
+            ),
+            _ => Ok(()),
+        }
+    }
+}
