@@ -345,19 +345,12 @@ fn is_transport(f: &Failure) -> bool {
 pub fn classify(err: reqwest::Error) -> Failure {
     let err = err.without_url();
     let message = chain(&err);
-    let lower = message.to_ascii_lowercase();
     if err.is_timeout() {
         Failure::Timeout(message)
     } else if err.is_connect() {
-        if lower.contains("dns error")
-            || lower.contains("failed to lookup")
-            || lower.contains("no record")
-        {
+        if message.contains("dns error") {
             Failure::Dns(message)
-        } else if lower.contains("certificate")
-            || lower.contains("tls")
-            || lower.contains("handshake")
-        {
+        } else if has_source::<rustls::Error>(&err, |_| true) {
             Failure::Tls(message)
         } else {
             Failure::Connect(message)
@@ -381,9 +374,11 @@ fn is_cut_short(err: &(dyn StdError + 'static)) -> bool {
             e.kind(),
             K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
         )
-    }) || chain(err).contains("end of file before message length reached")
+    })
 }
 
+/// Whether any error in the chain is an `E` matching `pred`. Looks inside
+/// `io::Error`s too (however deeply nested), whose `source()` skips what they wrap.
 fn has_source<E: StdError + 'static>(
     err: &(dyn StdError + 'static),
     pred: impl Fn(&E) -> bool,
@@ -393,7 +388,13 @@ fn has_source<E: StdError + 'static>(
         if e.downcast_ref::<E>().is_some_and(&pred) {
             return true;
         }
-        cur = e.source();
+        cur = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(wrapped) => Some(wrapped as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
     }
     false
 }

@@ -174,16 +174,23 @@ async fn process_stage(cfg: Arc<Config>, mut rx: mpsc::Receiver<Fetched>, tx: mp
             let work_cfg = cfg.clone();
             let content_type = report.head.as_ref().and_then(|h| h.content_type.clone());
             let body = report.body.clone().unwrap_or_default();
-            let processed = tokio::task::spawn_blocking(move || {
-                process::process(&work_cfg, content_type.as_deref(), &body)
-            })
-            .await
-            .map_err(|e| Failure::Process(panic_message(e)));
+            let processed =
+                off_runtime(move || process::process(&work_cfg, content_type.as_deref(), &body))
+                    .await;
             drop(permit);
             let record = record::assemble(&cfg, &job, &report, Some(processed));
             let _ = tx.send(Done { record, slot }).await;
         });
     }
+}
+
+/// Run CPU work on the blocking pool; a panic in it becomes a `process` failure.
+pub async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Failure::Process(panic_message(e)))
 }
 
 fn panic_message(err: tokio::task::JoinError) -> String {
@@ -197,5 +204,21 @@ fn panic_message(err: tokio::task::JoinError) -> String {
             format!("processing panicked: {text}")
         }
         Err(e) => format!("processing was cancelled: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::ErrorKind;
+
+    #[tokio::test]
+    async fn a_panic_in_processing_becomes_a_process_failure() {
+        let failure = off_runtime(|| -> u8 { panic!("bad body") })
+            .await
+            .unwrap_err();
+        assert_eq!(failure.kind(), ErrorKind::Process);
+        assert!(failure.to_string().contains("bad body"), "{failure}");
+        assert_eq!(off_runtime(|| 7).await.unwrap(), 7);
     }
 }

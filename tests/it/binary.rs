@@ -1,0 +1,213 @@
+//! The real binary: usage errors, stdin, `| head`, signals, the demo.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+use trawl::record::ErrorKind;
+
+use crate::support::{Server, assert_one_per_index, bin, lines, parse_records};
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn trawl(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+#[tokio::test]
+async fn bad_flag_values_exit_2_with_nothing_on_stdout() {
+    for args in [
+        &["--rate", "fast"][..],
+        &["--rate", "0/s"],
+        &["--max-body", "lots"],
+        &["-t", "soon"],
+        &["-c", "0"],
+        &["--ok-status", "9xx"],
+        &["--allow-failures", "x%"],
+        &["-H", "no colon"],
+        &["--no-such-flag"],
+        &["missing-file.txt"],
+        &["/"],
+    ] {
+        let out = trawl(args, "").await;
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn help_shows_examples() {
+    let out = trawl(&["--help"], "").await;
+    assert_eq!(out.code, Some(0));
+    assert!(out.stdout.contains("Examples:") && out.stdout.contains("--concurrency"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_stdin_and_exits_by_outcome() {
+    let server = Server::start().await.unwrap();
+    let ok = trawl(&[], &lines([server.url("/fast"), server.url("/json/2")])).await;
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert_one_per_index(&parse_records(&ok.stdout), 2);
+    assert!(
+        ok.stderr.contains("2 ok"),
+        "summary on stderr: {}",
+        ok.stderr
+    );
+
+    let failed = trawl(
+        &["-", "-q"],
+        &lines([server.url("/fast"), server.url("/status/500")]),
+    )
+    .await;
+    assert_eq!(failed.code, Some(1));
+    assert_eq!(parse_records(&failed.stdout).len(), 2);
+    assert!(failed.stderr.is_empty(), "-q: {}", failed.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_stdout_ends_quietly() {
+    let server = Server::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        lines((0..20_000).map(|i| server.url(&format!("/fast?{i}")))),
+    )
+    .unwrap();
+    let script = format!(
+        "set -o pipefail; '{}' '{}' | head -n 1",
+        bin(),
+        list.display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(parse_records(&stdout).len(), 1);
+    assert!(stderr.is_empty(), "a closed pipe is not an error: {stderr}");
+    assert!(server.stats.requests() < 20_000, "the run stopped early");
+}
+
+async fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Start trawl on a long list whose requests take 1.5 s each, wait until some are in flight.
+async fn start_slow(server: &Server, extra: &[&str]) -> (tokio::process::Child, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        lines((0..50_000).map(|i| server.url(&format!("/slow?delay=1500&i={i}")))),
+    )
+    .unwrap();
+    let child = Command::new(bin())
+        .arg(&list)
+        .args(["-c", "10"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let before = server.stats.requests();
+    while server.stats.requests() < before + 10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (child, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_finishes_in_flight_requests_flushes_and_exits_130() {
+    let server = Server::start().await.unwrap();
+    let (child, _dir) = start_slow(&server, &[]).await;
+    signal(child.id().unwrap(), "INT").await;
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let records = parse_records(&String::from_utf8_lossy(&out.stdout));
+    // Every line read got exactly one record: the ten in flight finished within the
+    // grace, the lines read but not started are `cancelled`, the rest were never read.
+    let n = records.len() as u64;
+    assert_one_per_index(&records, n);
+    assert!(n < 50_000);
+    let ok = records.iter().filter(|r| r.ok).count();
+    let cancelled = records
+        .iter()
+        .filter(|r| r.error_kind() == Some(ErrorKind::Cancelled))
+        .count();
+    assert_eq!((ok, cancelled), (10, records.len() - 10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted"), "summary printed: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_143_and_a_second_ctrl_c_exits_at_once() {
+    let server = Server::start().await.unwrap();
+    let (child, _dir) = start_slow(&server, &[]).await;
+    signal(child.id().unwrap(), "TERM").await;
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    assert!(!parse_records(&String::from_utf8_lossy(&out.stdout)).is_empty());
+
+    let (child, _dir) = start_slow(&server, &["-t", "60s"]).await;
+    let pid = child.id().unwrap();
+    let started = std::time::Instant::now();
+    signal(pid, "INT").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    signal(pid, "INT").await;
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "did not wait for the requests in flight"
+    );
+}
+
+#[tokio::test]
+async fn demo_runs_offline_with_one_record_per_input() {
+    let out = trawl(&["demo", "--no-progress"], "").await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let records = parse_records(&out.stdout);
+    let n = records.len() as u64;
+    assert!(n >= 30);
+    assert_one_per_index(&records, n);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.title.as_deref() == Some("Café & Crème"))
+    );
+    assert!(records.iter().any(|r| !r.ok));
+    assert!(
+        out.stderr
+            .contains("trawl demo: serving on http://127.0.0.1:")
+    );
+}

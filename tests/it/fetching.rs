@@ -1,0 +1,212 @@
+//! The fetch stage: redirects, body limits, timeouts, retries, error kinds, and the
+//! concurrency and rate limits as the server sees them.
+
+use std::time::Duration;
+
+use sha2::Digest;
+use trawl::record::ErrorKind;
+
+use crate::support::{Server, assert_one_per_index, lines, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_counted_and_bounded() {
+    let server = Server::start().await.unwrap();
+    let input = lines([
+        server.url("/redirect/3"),
+        server.url("/loop"),
+        server.url("/fast"),
+    ]);
+    let run = run(&["--max-redirects", "5"], input).await;
+    let r = run.at(0);
+    assert!(r.ok);
+    assert_eq!(r.redirects, Some(3));
+    assert_eq!(
+        r.final_url.as_deref(),
+        Some(server.url("/redirect/0").as_str())
+    );
+    let r = run.at(1);
+    assert_eq!(r.error_kind(), Some(ErrorKind::TooManyRedirects));
+    assert_eq!(r.redirects, Some(5));
+    let r = run.at(2);
+    assert_eq!(r.redirects, Some(0));
+    assert_eq!(r.final_url, None, "final_url only when it differs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_body_is_enforced_on_decoded_bytes() {
+    let server = Server::start().await.unwrap();
+    let input = lines([
+        server.url("/gzip-bomb"),
+        server.url("/bytes/2000000"),
+        server.url("/bytes/1000"),
+    ]);
+    let run = run(&["--max-body", "1MiB"], input).await;
+    // The bomb is ~64 KiB on the wire and 64 MiB decoded: the limit applies to the latter.
+    assert_eq!(run.at(0).error_kind(), Some(ErrorKind::BodyTooLarge));
+    assert_eq!(run.at(0).status, Some(200));
+    assert_eq!(run.at(1).error_kind(), Some(ErrorKind::BodyTooLarge));
+    assert!(run.at(2).ok);
+    assert_eq!(run.at(2).bytes, Some(1000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_cover_headers_and_stalled_bodies() {
+    let server = Server::start().await.unwrap();
+    let input = lines([
+        server.url("/stall"),
+        server.url("/slow?delay=5000"),
+        server.raw_url("/silent"),
+    ]);
+    let run = run(&["-t", "300ms", "--retries", "0"], input).await;
+    for i in 0..3 {
+        let r = run.at(i);
+        assert_eq!(r.error_kind(), Some(ErrorKind::Timeout), "{r:?}");
+        assert!(r.elapsed_ms.unwrap() < 3000.0, "{r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_on_5xx_count_attempts_and_skip_other_4xx() {
+    let server = Server::start().await.unwrap();
+    let input = lines([
+        server.url("/flaky/a?fail=2"),
+        server.url("/flaky/b?fail=5"),
+        server.url("/status/404"),
+        server.url("/flaky/c?fail=1&code=429"),
+        server.url("/flaky/d?fail=1&code=408"),
+    ]);
+    let run = run(&["--retries", "2"], input).await;
+    assert!(run.at(0).ok);
+    assert_eq!(run.at(0).attempts, Some(3));
+    assert_eq!(run.at(1).error_kind(), Some(ErrorKind::HttpStatus));
+    assert_eq!(run.at(1).status, Some(503));
+    assert_eq!(run.at(1).attempts, Some(3));
+    assert_eq!(run.at(2).attempts, Some(1), "404 is not retried");
+    assert!(run.at(3).ok && run.at(4).ok);
+    assert_eq!(run.at(3).attempts, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_failures_are_classified() {
+    let server = Server::start().await.unwrap();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let input = lines([
+        format!("http://127.0.0.1:{closed_port}/"),
+        server.raw_url("/reset"),
+        server.raw_url("/garbage"),
+        // `.invalid` names are answered locally by the resolver (RFC 6761): no DNS traffic.
+        "http://no-such-host.invalid/".to_owned(),
+        server.url("/truncated"),
+        format!("https://127.0.0.1:{}/fast", server.addr.port()),
+    ]);
+    let run = run(&["--retries", "0"], input).await;
+    assert_one_per_index(&run.records, 6);
+    let kinds: Vec<_> = (0..6).map(|i| run.at(i).error_kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            ErrorKind::Connect,
+            ErrorKind::Io,
+            ErrorKind::Decode,
+            ErrorKind::Dns,
+            ErrorKind::Io,
+            ErrorKind::Tls
+        ]
+        .map(Some)
+    );
+    for r in &run.records {
+        assert!(!r.ok);
+        assert!(!r.error.as_ref().unwrap().message.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_cap_holds_at_the_server() {
+    let server = Server::start().await.unwrap();
+    let input = lines((0..40).map(|i| server.url(&format!("/slow?delay=100&i={i}"))));
+    let run = run(&["-c", "5"], input).await;
+    assert_eq!(run.outcome.summary.ok, 40);
+    let max = server.stats.max_in_flight();
+    assert!((2..=5).contains(&max), "max in flight {max}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_spreads_request_starts_evenly() {
+    let server = Server::start().await.unwrap();
+    let input = lines((0..30).map(|i| server.url(&format!("/fast?i={i}"))));
+    let run = run(&["--rate", "20/s", "-c", "50"], input).await;
+    assert_eq!(run.outcome.summary.ok, 30);
+    let arrivals = server.stats.arrivals();
+    assert_eq!(arrivals.len(), 30);
+    let span = *arrivals.last().unwrap() - arrivals[0];
+    // 29 gaps of 50 ms: no burst of a whole second's quota at the start.
+    assert!(
+        span >= Duration::from_millis(1300),
+        "30 requests at 20/s took {span:?}"
+    );
+    for (i, start) in arrivals.iter().enumerate() {
+        let in_window = arrivals[i..]
+            .iter()
+            .take_while(|t| **t - *start < Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 21, "{in_window} requests within one second");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_hashes_titles_and_bodies() {
+    let server = Server::start().await.unwrap();
+    let input = lines([
+        server.url("/fast"),
+        server.url("/latin1"),
+        server.url("/bytes/64"),
+        server.url("/html/3"),
+    ]);
+    let run = run(&["--title", "--body"], input.clone()).await;
+    let fast = run.at(0);
+    assert_eq!(
+        fast.sha256.as_deref(),
+        Some(hex::encode(sha2::Sha256::digest(b"ok\n")).as_str())
+    );
+    assert_eq!(fast.body.as_deref(), Some("ok\n"));
+    assert_eq!(fast.body_encoding, None);
+    assert_eq!(
+        fast.content_type.as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(run.at(1).title.as_deref(), Some("Café & Crème"));
+    assert_eq!(run.at(2).body_encoding.as_deref(), Some("base64"));
+    assert_eq!(run.at(2).bytes, Some(64));
+    assert_eq!(run.at(3).title.as_deref(), Some("Page 3 — Café & Crème"));
+
+    let run = crate::support::run(&["--hash", "blake3"], input.clone()).await;
+    assert_eq!(
+        run.at(0).blake3.as_deref(),
+        Some(blake3::hash(b"ok\n").to_hex().as_str())
+    );
+    assert_eq!(run.at(0).sha256, None);
+    let run = crate::support::run(&["--hash", "none"], input).await;
+    assert!(
+        run.records
+            .iter()
+            .all(|r| r.sha256.is_none() && r.blake3.is_none() && r.title.is_none())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ok_status_decides_ok() {
+    let server = Server::start().await.unwrap();
+    let input = lines([
+        server.url("/status/404"),
+        server.url("/fast"),
+        server.url("/status/204"),
+    ]);
+    let run = run(&["--ok-status", "404,204"], input).await;
+    assert!(run.at(0).ok && run.at(2).ok);
+    assert!(!run.at(1).ok);
+    assert_eq!(run.at(1).error_kind(), Some(ErrorKind::HttpStatus));
+}

@@ -1,0 +1,156 @@
+//! Input handling: every non-skipped line yields exactly one record, whatever it holds.
+
+use trawl::record::ErrorKind;
+
+use crate::support::{Server, assert_one_per_index, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_yields_exactly_one_record() {
+    let server = Server::start().await.unwrap();
+    let mut input = Vec::new();
+    input.extend(b"# a comment\n\n   \n");
+    input.extend(format!("  {}  \n", server.url("/fast")).as_bytes()); // 0: trimmed
+    input.extend(b"not a url\n"); // 1
+    input.extend(b"ftp://example.com/file\n"); // 2
+    input.extend(b"javascript:alert(1)\n"); // 3
+    input.extend(b"{\"url\": broken json\n"); // 4
+    input.extend(b"http://caf\xe9.test/\xff\n"); // 5: not UTF-8
+    input.extend(b"http://a.test/");
+    input.extend(std::iter::repeat_n(b'a', 1 << 20)); // 6: a 1 MiB line
+    input.extend(b"\n");
+    input.extend(format!("{{\"url\": \"{}\", \"id\": 42}}\r\n", server.url("/json/1")).as_bytes()); // 7: CRLF
+    input.extend(b"    # indented comment\n");
+    input.extend(format!("{}", server.url("/fast?last")).as_bytes()); // 8: no final newline
+
+    let run = run(&[], &input).await;
+    assert_one_per_index(&run.records, 9);
+    let kind = |i| run.at(i).error_kind();
+    assert!(run.at(0).ok, "{:?}", run.at(0));
+    assert_eq!(run.at(0).input, server.url("/fast"));
+    assert_eq!(kind(1), Some(ErrorKind::InvalidInput));
+    assert_eq!(kind(2), Some(ErrorKind::UnsupportedScheme));
+    assert_eq!(kind(3), Some(ErrorKind::UnsupportedScheme));
+    assert_eq!(kind(4), Some(ErrorKind::InvalidInput));
+    assert_eq!(kind(5), Some(ErrorKind::InvalidInput));
+    assert_eq!(kind(6), Some(ErrorKind::InvalidInput));
+    assert!(
+        run.at(6).input.len() <= 1024,
+        "a huge line is not echoed whole"
+    );
+    assert!(run.at(7).ok);
+    assert_eq!(run.at(7).id, Some(serde_json::json!(42)));
+    assert!(run.at(8).ok);
+    assert_eq!(run.outcome.summary.failed, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_objects_set_method_headers_body_and_keep_id() {
+    let server = Server::start().await.unwrap();
+    let line = format!(
+        r#"{{"url": "{}", "method": "PUT", "headers": {{"X-Trawl": "yes"}}, "body": "payload", "id": {{"row": 7}}, "other": [1]}}"#,
+        server.url("/echo")
+    );
+    let run = run(&["--body"], line + "\n").await;
+    let r = run.at(0);
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.id, Some(serde_json::json!({"row": 7})));
+    let echo: serde_json::Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+    assert_eq!(echo["method"], "PUT");
+    assert_eq!(echo["headers"]["x-trawl"], "yes");
+    assert_eq!(echo["body"], "payload");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_method_headers_and_data_apply_to_every_request() {
+    let server = Server::start().await.unwrap();
+    let input = format!(
+        "{}\n{{\"url\": \"{}\", \"headers\": {{\"X-Two\": \"override\"}}}}\n",
+        server.url("/echo"),
+        server.url("/echo")
+    );
+    let run = run(
+        &[
+            "-d", "hello", "-H", "X-Two: 2", "-H", "X-One: 1", "-A", "tester/1", "--body",
+        ],
+        input,
+    )
+    .await;
+    for (i, two) in [(0, "2"), (1, "override")] {
+        let echo: serde_json::Value =
+            serde_json::from_str(run.at(i).body.as_deref().unwrap()).unwrap();
+        assert_eq!(echo["method"], "POST", "-d implies POST");
+        assert_eq!(echo["body"], "hello");
+        assert_eq!(echo["headers"]["x-one"], "1");
+        assert_eq!(echo["headers"]["x-two"], two);
+        assert_eq!(echo["headers"]["user-agent"], "tester/1");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn earlier_output_is_valid_input() {
+    let server = Server::start().await.unwrap();
+    let first = run(
+        &["--body"],
+        format!("{}\n{}\n", server.url("/echo"), server.url("/status/404")),
+    )
+    .await;
+    let again = std::fs::read_to_string(first.path("out.jsonl")).unwrap();
+    let second = run(&["--body"], again).await;
+    assert_one_per_index(&second.records, 2);
+    let mut urls: Vec<_> = second
+        .records
+        .iter()
+        .map(|r| r.url.clone().unwrap())
+        .collect();
+    urls.sort();
+    assert_eq!(urls, vec![server.url("/echo"), server.url("/status/404")]);
+    // The first run's record carried a "body" field: it is output, never re-sent.
+    let echo = second
+        .records
+        .iter()
+        .find(|r| r.url.as_deref() == Some(&server.url("/echo")))
+        .unwrap();
+    let echo: serde_json::Value = serde_json::from_str(echo.body.as_deref().unwrap()).unwrap();
+    assert_eq!(echo["method"], "GET");
+    assert_eq!(echo["body"], "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mixed_fixture_yields_the_expected_records() {
+    let server = Server::start().await.unwrap();
+    let fixture =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mixed.txt"))
+            .unwrap();
+    let input = fixture
+        .replace("{base}", &server.url(""))
+        .replace("{raw}", &server.raw_url(""));
+    let run = run(&["--retries", "0"], input).await;
+    use ErrorKind::*;
+    let expected = [
+        None,
+        None,
+        None,
+        Some(HttpStatus),
+        None,
+        None,
+        None,
+        Some(InvalidInput),
+        Some(InvalidInput),
+        Some(InvalidInput),
+        Some(UnsupportedScheme),
+        Some(UnsupportedScheme),
+        Some(InvalidInput),
+        Some(Io),
+    ];
+    assert_one_per_index(&run.records, expected.len() as u64);
+    for (i, kind) in expected.iter().enumerate() {
+        assert_eq!(
+            run.at(i as u64).error_kind(),
+            *kind,
+            "line {i}: {:?}",
+            run.at(i as u64)
+        );
+    }
+    assert_eq!(run.at(4).redirects, Some(2));
+    assert_eq!(run.at(5).id, Some(serde_json::json!(["any", "json"])));
+}

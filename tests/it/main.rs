@@ -1,0 +1,9 @@
+//! The integration suite: one test binary. Every HTTP server it talks to is started
+//! inside the test on 127.0.0.1 with a random port (`trawl::demo::Server`); nothing
+//! here touches the public internet.
+
+mod binary;
+mod fetching;
+mod inputs;
+mod outputs;
+mod support;

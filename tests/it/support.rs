@@ -1,0 +1,89 @@
+//! Helpers: run trawl in-process on a list, or run the real binary, and read the
+//! JSON lines back as typed records.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Parser;
+use trawl::cli::{Cli, InputSpec};
+use trawl::progress::Progress;
+use trawl::record::Record;
+use trawl::{Outcome, Shutdown};
+
+pub use trawl::demo::Server;
+
+pub struct Run {
+    pub records: Vec<Record>,
+    pub outcome: Outcome,
+    pub dir: tempfile::TempDir,
+}
+
+impl Run {
+    /// The record with this input index (exactly one must exist).
+    pub fn at(&self, index: u64) -> &Record {
+        let found: Vec<&Record> = self.records.iter().filter(|r| r.index == index).collect();
+        assert_eq!(found.len(), 1, "index {index} in {:#?}", self.records);
+        found[0]
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Run trawl in-process with `args` on `input` (written to a file), records to `-o`.
+pub async fn run(args: &[&str], input: impl AsRef<[u8]>) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, input).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let mut argv: Vec<String> = vec![
+        "trawl".into(),
+        "-q".into(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    argv.extend(
+        args.iter()
+            .map(|a| a.replace("{dir}", &dir.path().display().to_string())),
+    );
+    let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let cfg = cli.run.into_config(vec![InputSpec::File(list)]).unwrap();
+    let outcome = trawl::run(Arc::new(cfg), Progress::hidden(), Shutdown::new())
+        .await
+        .unwrap();
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let records = read_records(&out);
+    Run {
+        records,
+        outcome,
+        dir,
+    }
+}
+
+/// Parse a JSON-lines file into typed records; every line must parse.
+pub fn read_records(path: &Path) -> Vec<Record> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    parse_records(&text)
+}
+
+pub fn parse_records(text: &str) -> Vec<Record> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}")))
+        .collect()
+}
+
+/// Each index in 0..n appears exactly once.
+pub fn assert_one_per_index(records: &[Record], n: u64) {
+    let mut indices: Vec<u64> = records.iter().map(|r| r.index).collect();
+    indices.sort_unstable();
+    assert_eq!(indices, (0..n).collect::<Vec<_>>(), "records: {records:#?}");
+}
+
+pub fn lines(urls: impl IntoIterator<Item = String>) -> String {
+    urls.into_iter().map(|u| u + "\n").collect()
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_trawl")
+}
