@@ -20,7 +20,7 @@ async fn every_line_yields_exactly_one_record() {
     input.extend(b"\n");
     input.extend(format!("{{\"url\": \"{}\", \"id\": 42}}\r\n", server.url("/json/1")).as_bytes()); // 7: CRLF
     input.extend(b"    # indented comment\n");
-    input.extend(format!("{}", server.url("/fast?last")).as_bytes()); // 8: no final newline
+    input.extend(server.url("/fast?last").as_bytes()); // 8: no final newline
 
     let run = run(&[], &input).await;
     assert_one_per_index(&run.records, 9);
