@@ -182,6 +182,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", help_heading = "Output and runs")]
     pub summary: Option<PathBuf>,
 
+    /// Skip inputs that already have a final record in -o/--errors and append the
+    /// rest; torn lines and `cancelled` records from a stopped run are dropped.
+    #[arg(long, requires = "output", help_heading = "Output and runs")]
+    pub resume: bool,
+
     /// Failures tolerated before the exit code becomes 1: a count or a percentage (5%).
     /// [default: 0; `trawl demo`: 100%]
     #[arg(long, value_name = "N|P%", value_parser = parse_threshold, help_heading = "Output and runs")]
@@ -320,6 +325,7 @@ pub struct Config {
     pub errors: Option<PathBuf>,
     pub ordered: bool,
     pub summary: Option<PathBuf>,
+    pub resume: bool,
     pub allow_failures: Threshold,
     pub progress: ProgressMode,
     pub quiet: bool,
@@ -422,6 +428,7 @@ impl RunArgs {
             errors: self.errors,
             ordered: self.ordered,
             summary: self.summary,
+            resume: self.resume,
             allow_failures: self.allow_failures.unwrap_or(Threshold::Count(0)),
             progress,
             quiet: self.quiet,

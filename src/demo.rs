@@ -31,8 +31,8 @@ pub struct Stats {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     requests: AtomicUsize,
-    /// Arrival time of every request (bounded), for rate checks.
-    arrivals: Mutex<Vec<Instant>>,
+    /// Arrival time and path of every request (bounded), for rate checks.
+    arrivals: Mutex<Vec<(Instant, String)>>,
     /// Per-key hit counts for the flaky and rate-limited endpoints.
     hits: Mutex<HashMap<String, u32>>,
     /// Request headers seen by `/echo`, newest last (bounded).
@@ -50,7 +50,18 @@ impl Stats {
         self.requests.load(Ordering::SeqCst)
     }
 
+    /// When requests arrived, in order.
     pub fn arrivals(&self) -> Vec<Instant> {
+        self.arrivals
+            .lock()
+            .expect("stats lock")
+            .iter()
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    /// When requests arrived, with their path and query.
+    pub fn arrivals_with_paths(&self) -> Vec<(Instant, String)> {
         self.arrivals.lock().expect("stats lock").clone()
     }
 
@@ -151,7 +162,7 @@ async fn observe(State(stats): State<Arc<Stats>>, req: Request, next: Next) -> R
     {
         let mut arrivals = stats.arrivals.lock().expect("stats lock");
         if arrivals.len() < MAX_LOGGED {
-            arrivals.push(Instant::now());
+            arrivals.push((Instant::now(), req.uri().to_string()));
         }
     }
     let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;

@@ -115,15 +115,6 @@ impl Fetcher {
         let mut last: Option<(Option<Head>, Result<Bytes, Failure>)> = None;
         let stopped = Failure::Cancelled("not started: the run was stopped".into());
         loop {
-            if let Some(n) = host.circuit_open() {
-                let (head, body) = last.unwrap_or((None, Err(Failure::CircuitOpen(n))));
-                return Report {
-                    head,
-                    body,
-                    attempts,
-                    elapsed: start.elapsed(),
-                };
-            }
             let slot = tokio::select! {
                 biased;
                 _ = halt.cancelled() => None,
@@ -138,6 +129,16 @@ impl Fetcher {
                     elapsed: start.elapsed(),
                 };
             };
+            // Checked with the slot in hand: earlier requests to the host may just have failed.
+            if let Some(n) = host.circuit_open() {
+                let (head, body) = last.unwrap_or((None, Err(Failure::CircuitOpen(n))));
+                return Report {
+                    head,
+                    body,
+                    attempts,
+                    elapsed: start.elapsed(),
+                };
+            }
             attempts += 1;
             let (head, body) = self.attempt(req).await;
             drop(slot);

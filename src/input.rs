@@ -141,6 +141,7 @@ pub async fn next_line<R: AsyncBufRead + Unpin>(
     buf.clear();
     let mut len = 0usize;
     let mut seen_any = false;
+    let mut last = None;
     loop {
         let chunk = r.fill_buf().await?;
         if chunk.is_empty() {
@@ -153,6 +154,9 @@ pub async fn next_line<R: AsyncBufRead + Unpin>(
         };
         let room = (max + 1).saturating_sub(buf.len());
         buf.extend_from_slice(&chunk[..take.min(room)]);
+        if take > 0 {
+            last = Some(chunk[take - 1]);
+        }
         len += take;
         r.consume(take + usize::from(newline));
         if newline {
@@ -162,9 +166,11 @@ pub async fn next_line<R: AsyncBufRead + Unpin>(
     if !seen_any {
         return Ok(None);
     }
-    if buf.last() == Some(&b'\r') && len <= max {
-        buf.pop();
+    if last == Some(b'\r') {
         len -= 1;
+        if buf.len() > len {
+            buf.pop();
+        }
     }
     Ok(Some(if len > max {
         Line::TooLong(len)

@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod process;
 pub mod progress;
 pub mod record;
+pub mod resume;
 pub mod summary;
 
 use std::sync::{Arc, OnceLock};
@@ -96,6 +97,10 @@ pub async fn run(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let sources = input::open(&cfg.inputs).await?;
+    let resumed = match cfg.resume {
+        true => Some(resume::prepare(&cfg)?),
+        false => None,
+    };
     let outputs = output::Outputs::open(&cfg)?;
     let limits = Limits::new(&cfg);
     progress.watch(limits.clone());
@@ -103,12 +108,27 @@ pub async fn run(
 
     let (to_writer, from_pipeline) = mpsc::channel(pipeline::window_size(&cfg).min(4096));
     let closed = CancellationToken::new();
+    let (done, carried) = match resumed {
+        Some(r) => {
+            if r.dropped > 0 {
+                tracing::info!(
+                    dropped = r.dropped,
+                    "resume: dropped torn, cancelled or duplicate lines"
+                );
+            }
+            (Some(Arc::new(r.done)), r.stats)
+        }
+        None => (None, Default::default()),
+    };
+    let skipped = done.as_ref().map_or(0, |d| d.len());
     let writer = output::spawn(
         &cfg,
         outputs,
         from_pipeline,
         progress.clone(),
         closed.clone(),
+        done.clone(),
+        carried,
     );
     let controls = Controls {
         halt: CancellationToken::new(),
@@ -128,7 +148,8 @@ pub async fn run(
         sources,
         to_writer,
         controls,
-        move |n| total_progress.set_total(n),
+        done,
+        move |n| total_progress.set_total(n.saturating_sub(skipped)),
     )
     .await;
     supervisor.abort();

@@ -4,9 +4,9 @@
 //! its queue is idle and at the end.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::Config;
 use crate::progress::Progress;
 use crate::record::Record;
+use crate::resume::IndexSet;
 use crate::summary::Stats;
 
 const BUFFER: usize = 256 * 1024;
@@ -39,18 +40,29 @@ impl Outputs {
     /// Create the output files before anything runs, so a bad path is exit 2.
     pub fn open(cfg: &Config) -> anyhow::Result<Outputs> {
         let main = match &cfg.output {
-            Some(path) => file_sink(path)?,
+            Some(path) => file_sink(path, cfg.resume)?,
             None => Sink {
                 out: BufWriter::with_capacity(BUFFER, Box::new(io::stdout())),
             },
         };
-        let errors = cfg.errors.as_deref().map(file_sink).transpose()?;
+        let errors = cfg
+            .errors
+            .as_deref()
+            .map(|p| file_sink(p, cfg.resume))
+            .transpose()?;
         Ok(Outputs { main, errors })
     }
 }
 
-fn file_sink(path: &Path) -> anyhow::Result<Sink> {
-    let file = File::create(path).with_context(|| format!("cannot create '{}'", path.display()))?;
+/// Truncate, or append when resuming.
+fn file_sink(path: &Path, append: bool) -> anyhow::Result<Sink> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)
+        .with_context(|| format!("cannot create '{}'", path.display()))?;
     Ok(Sink {
         out: BufWriter::with_capacity(BUFFER, Box::new(file)),
     })
@@ -73,6 +85,8 @@ pub fn spawn(
     rx: mpsc::Receiver<Done>,
     progress: Progress,
     closed: CancellationToken,
+    done: Option<Arc<IndexSet>>,
+    stats: Stats,
 ) -> std::thread::JoinHandle<Written> {
     let ordered = cfg.ordered;
     std::thread::Builder::new()
@@ -83,7 +97,8 @@ pub fn spawn(
                 ordered,
                 next: 0,
                 pending: BTreeMap::new(),
-                stats: Stats::default(),
+                done,
+                stats,
                 progress,
             };
             writer.run(rx, closed)
@@ -97,6 +112,8 @@ struct Writer {
     /// Next index to write in ordered mode.
     next: u64,
     pending: BTreeMap<u64, Done>,
+    /// Inputs finished by an earlier run (`--resume`): ordering skips them.
+    done: Option<Arc<IndexSet>>,
     stats: Stats,
     progress: Progress,
 }
@@ -164,11 +181,17 @@ impl Writer {
             return self.write(done.record);
         }
         self.pending.insert(done.record.index, done);
-        while let Some(done) = self.pending.remove(&self.next) {
+        loop {
+            if self.done.as_ref().is_some_and(|d| d.contains(self.next)) {
+                self.next += 1;
+                continue;
+            }
+            let Some(done) = self.pending.remove(&self.next) else {
+                return Ok(());
+            };
             self.next += 1;
             self.write(done.record)?;
         }
-        Ok(())
     }
 
     fn write(&mut self, record: Record) -> io::Result<()> {

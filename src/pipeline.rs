@@ -16,6 +16,7 @@ use crate::input::{self, Job, Source};
 use crate::output::Done;
 use crate::process;
 use crate::record::{self, Failure};
+use crate::resume::IndexSet;
 
 /// A fetched job on its way to processing.
 struct Fetched {
@@ -48,6 +49,7 @@ pub async fn run(
     sources: Vec<Source>,
     to_writer: mpsc::Sender<Done>,
     controls: Controls,
+    done: Option<Arc<IndexSet>>,
     on_total: impl FnOnce(u64) + Send + 'static,
 ) -> anyhow::Result<u64> {
     let (job_tx, job_rx) = mpsc::channel::<Job>(CHANNEL);
@@ -64,7 +66,9 @@ pub async fn run(
             read
         }
     });
-    let fetch = tokio::spawn(fetch_stage(fetcher, job_rx, window, fetched_tx, controls));
+    let fetch = tokio::spawn(fetch_stage(
+        fetcher, job_rx, window, fetched_tx, controls, done,
+    ));
     let process = tokio::spawn(process_stage(cfg, fetched_rx, to_writer));
 
     let read = reader.await?;
@@ -79,14 +83,19 @@ async fn fetch_stage(
     window: Arc<Semaphore>,
     tx: mpsc::Sender<Fetched>,
     controls: Controls,
+    done: Option<Arc<IndexSet>>,
 ) {
     let halt = &controls.halt;
+    let is_done = |job: &Job| done.as_ref().is_some_and(|d| d.contains(job.index));
     loop {
         let job = tokio::select! {
             biased;
             _ = halt.cancelled() => break,
             job = jobs.recv() => match job { Some(job) => job, None => return },
         };
+        if is_done(&job) {
+            continue;
+        }
         let slot = tokio::select! {
             biased;
             _ = halt.cancelled() => {
@@ -106,7 +115,9 @@ async fn fetch_stage(
     // Stopped: every job already read still gets its one record.
     jobs.close();
     while let Some(job) = jobs.recv().await {
-        let _ = tx.send(not_started(job)).await;
+        if !is_done(&job) {
+            let _ = tx.send(not_started(job)).await;
+        }
     }
 }
 

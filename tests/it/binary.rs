@@ -211,3 +211,115 @@ async fn demo_runs_offline_with_one_record_per_input() {
             .contains("trawl demo: serving on http://127.0.0.1:")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_then_resume_leaves_exactly_one_final_record_per_input() {
+    let server = Server::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    let (out, errors) = (
+        dir.path().join("out.jsonl"),
+        dir.path().join("errors.jsonl"),
+    );
+    let urls = (0..3000).map(|i| match i % 10 {
+        0 => server.url(&format!("/status/404?i={i}")),
+        _ => server.url(&format!("/slow?delay=10&i={i}")),
+    });
+    std::fs::write(&list, lines(urls)).unwrap();
+    let args = [
+        list.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--errors",
+        errors.to_str().unwrap(),
+    ];
+    let mut child = Command::new(bin())
+        .args(args)
+        .args(["-c", "20", "-q"])
+        .spawn()
+        .unwrap();
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 20_000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    signal(child.id().unwrap(), "KILL").await;
+    child.wait().await.unwrap();
+    // Simulate the worst case of a kill in the middle of a write: a torn last line.
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&out)
+        .unwrap()
+        .write_all(b"{\"index\":7,\"input\":\"htt")
+        .unwrap();
+    let written = parse_records_lossy(&out);
+    assert!(written < 3000, "killed before the end ({written} records)");
+
+    let status = Command::new(bin())
+        .args(args)
+        .args(["--resume", "-q", "--allow-failures", "10%"])
+        .status()
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let ok = crate::support::read_records(&out);
+    let failed = crate::support::read_records(&errors);
+    let all: Vec<_> = ok.iter().chain(&failed).cloned().collect();
+    assert_one_per_index(&all, 3000);
+    assert_eq!(failed.len(), 300);
+}
+
+/// Records in a file whose last line may be torn.
+fn parse_records_lossy(path: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_urls_never_reach_the_logs() {
+    let server = Server::start().await.unwrap();
+    let url = server
+        .url("/status/503")
+        .replace("http://", "http://alice:hunter2@");
+    let out = trawl(&["-vvv", "--retries", "1", "--no-progress"], &lines([url])).await;
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("will retry"),
+        "debug logs were written: {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    let mut child = Command::new(bin())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let read_limit = || {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap()
+            .to_owned();
+        let fields: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        (fields[3].clone(), fields[4].clone())
+    };
+    let mut limit = read_limit();
+    for _ in 0..100 {
+        if limit.0 == limit.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        limit = read_limit();
+    }
+    drop(child.stdin.take());
+    child.wait().await.unwrap();
+    assert_eq!(limit.0, limit.1, "soft limit raised to the hard limit");
+}

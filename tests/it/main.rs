@@ -6,4 +6,6 @@ mod binary;
 mod fetching;
 mod inputs;
 mod outputs;
+mod props;
+mod reliability;
 mod support;
