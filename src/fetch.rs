@@ -105,10 +105,10 @@ impl Fetcher {
     pub async fn fetch(&self, req: &Request, halt: &CancellationToken) -> Report {
         let start = Instant::now();
         let host = self.limits.host(&host_key(&req.url));
-        let mut delays = backon::ExponentialBuilder::default()
+        // Exponential caps (250 ms, 500 ms, 1 s, ... 30 s); the wait is drawn below them.
+        let mut caps = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(250))
             .with_max_delay(Duration::from_secs(30))
-            .with_jitter()
             .without_max_times()
             .build();
         let mut attempts = 0;
@@ -159,7 +159,7 @@ impl Fetcher {
                 // The whole host waits; this request waits for the pause in `acquire`.
                 Some(wait) => host.pause_for(wait.min(self.cfg.max_retry_wait)),
                 None => {
-                    let delay = delays.next().unwrap_or(Duration::from_secs(30));
+                    let delay = full_jitter(caps.next().unwrap_or(Duration::from_secs(30)));
                     tokio::select! {
                         biased;
                         _ = halt.cancelled() => return Report { head, body, attempts, elapsed: start.elapsed() },
@@ -318,6 +318,12 @@ async fn read_body(mut response: Response, max: u64) -> Result<Bytes, Failure> {
     Ok(body.freeze())
 }
 
+/// "Full jitter": a wait drawn uniformly from zero to the cap, so clients that
+/// failed together do not retry together.
+fn full_jitter(cap: Duration) -> Duration {
+    Duration::from_micros(rand::random_range(0..=cap.as_micros() as u64))
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -453,6 +459,14 @@ mod tests {
         assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120));
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn jitter_stays_below_the_cap_and_varies() {
+        let cap = Duration::from_millis(500);
+        let waits: Vec<Duration> = (0..200).map(|_| full_jitter(cap)).collect();
+        assert!(waits.iter().all(|w| *w <= cap));
+        assert!(waits.iter().any(|w| *w < cap / 4) && waits.iter().any(|w| *w > cap * 3 / 4));
     }
 
     #[test]
