@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+"""trawl's benchmark driver (run it through bench/run.sh, which builds first).
+
+Starts the project's own server (examples/bench_server.rs) on 127.0.0.1, runs each
+scenario for every available tool, interleaving the tools run by run so they see
+the same machine state, and writes medians and ratios to bench/results/DATE-HOST.md.
+Wall time is measured here; CPU time and peak RSS come from /usr/bin/time (the same
+counters `time -v` prints), or from wait4() when /usr/bin/time is missing.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAWL = os.path.join(ROOT, "target", "release", "trawl")
+SERVER = os.path.join(ROOT, "target", "release", "examples", "bench_server")
+TMP = tempfile.mkdtemp(prefix="trawl-bench-")
+TIME = shutil.which("time") and os.path.exists("/usr/bin/time") and "/usr/bin/time"
+notes = []
+
+
+def have(tool):
+    if tool == "aiohttp":
+        return subprocess.run([sys.executable, "-c", "import aiohttp"], capture_output=True).returncode == 0
+    if tool == "xargs":
+        return shutil.which("xargs") and shutil.which("curl")
+    return shutil.which(tool) is not None
+
+
+def measure(cmd, stdin_path=None, shell=False):
+    """Run once; return wall s, cpu s, peak RSS MiB and output lines."""
+    out_path = os.path.join(TMP, "out")
+    stats_path = os.path.join(TMP, "time")
+    argv = ["sh", "-c", cmd] if shell else list(cmd)
+    if TIME:
+        argv = [TIME, "-f", "%U %S %M", "-o", stats_path] + argv
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    with open(out_path, "wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if TIME:
+        user, sys_, rss_kb = open(stats_path).read().split()[-3:]
+        cpu, rss = float(user) + float(sys_), int(rss_kb) / 1024
+    else:
+        cpu, rss = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    with open(out_path, "rb") as f:
+        lines = sum(1 for _ in f)
+    return {"wall": wall, "cpu": cpu, "rss": rss, "lines": lines, "code": proc.returncode}
+
+
+def write_list(name, urls):
+    path = os.path.join(TMP, name)
+    with open(path, "w") as f:
+        for u in urls:
+            f.write(u + "\n")
+    return path
+
+
+def curl_config(name, urls):
+    path = os.path.join(TMP, name + ".curl")
+    with open(path, "w") as f:
+        for u in urls:
+            f.write(f'url = "{u}"\noutput = "/dev/null"\n')
+    return path
+
+
+def xargs_args(name, urls):
+    path = os.path.join(TMP, name + ".xargs")
+    with open(path, "w") as f:
+        for u in urls:
+            f.write(f"-o /dev/null {u}\n")
+    return path
+
+
+def peers(name, urls, c, trawl_extra=(), want=("trawl", "curl", "aiohttp")):
+    """Commands per tool for one URL list at concurrency c."""
+    lst = write_list(name, urls)
+    tools = {}
+    if "trawl" in want:
+        tools["trawl"] = ([TRAWL, lst, "-c", str(c), "-q", "--retries", "0", *trawl_extra], None, False)
+    if "curl" in want and have("curl"):
+        cfg = curl_config(name, urls)
+        cmd = ["curl", "-s", "--parallel", "--parallel-immediate", "--parallel-max", str(c), "-K", cfg,
+               "-w", "%{json}\\n"]
+        tools["curl --parallel"] = (cmd, None, False)
+    if "aiohttp" in want and have("aiohttp"):
+        tools["asyncio+aiohttp"] = ([sys.executable, os.path.join(ROOT, "bench", "aiohttp_fetch.py"), str(c), lst],
+                                    None, False)
+    if "xargs" in want and have("xargs"):
+        args = xargs_args(name, urls)
+        cmd = f"xargs -P {c} -n 300 curl -s -w '%{{json}}\\n' < {args}"
+        tools["xargs -P + curl"] = (cmd, None, True)
+    if "oha" in want and have("oha"):
+        tools["oha (load generator)"] = (["oha", "-n", str(len(urls)), "-c", str(c), "--no-tui", urls[0]], None, False)
+    for w in want:
+        if w not in ("trawl",) and not any(w.split()[0] in t for t in tools):
+            notes.append(f"{name}: {w} not installed, skipped (bench/setup.sh installs it)")
+    return tools
+
+
+def run_scenario(name, tools, runs):
+    """Interleave tools run by run; return {tool: [measurements]}."""
+    results = {t: [] for t in tools}
+    for r in range(runs):
+        for tool, (cmd, stdin, shell) in tools.items():
+            results[tool].append(measure(cmd, stdin, shell))
+        print(f"  {name} run {r + 1}/{runs}: " + ", ".join(
+            f"{t} {results[t][-1]['wall']:.2f}s" for t in tools), file=sys.stderr)
+    return results
+
+
+def med(ms, key):
+    return statistics.median(m[key] for m in ms)
+
+
+def table(results, base="trawl"):
+    rows = ["| tool | wall median (s) | min (s) | CPU (s) | peak RSS (MiB) | output lines | trawl / tool |",
+            "|---|---|---|---|---|---|---|"]
+    t_wall = med(results[base], "wall") if base in results else None
+    for tool, ms in results.items():
+        wall = med(ms, "wall")
+        ratio = f"{t_wall / wall:.2f}" if t_wall and tool != base else "—"
+        rows.append(f"| {tool} | {wall:.3f} | {min(m['wall'] for m in ms):.3f} | {med(ms, 'cpu'):.2f} | "
+                    f"{med(ms, 'rss'):.1f} | {ms[-1]['lines']} | {ratio} |")
+    return "\n".join(rows)
+
+
+def server_get(base, path):
+    with urllib.request.urlopen(base + path, timeout=10) as r:
+        return r.read().decode()
+
+
+def verdict(ok, text):
+    return f"**{'met' if ok else 'MISSED'}**: {text}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="one run, smaller lists (smoke test)")
+    ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--only", default="", help="comma-separated scenario names")
+    args = ap.parse_args()
+    runs = args.runs or (1 if args.quick else 5)
+    only = set(filter(None, args.only.split(",")))
+    scale = 10 if args.quick else 1
+
+    server = subprocess.Popen([SERVER], stdout=subprocess.PIPE, text=True)
+    base = server.stdout.readline().strip()
+    out = []
+    try:
+        sections = scenarios(base, runs, scale, only)
+        for title, body in sections:
+            out.append(f"## {title}\n\n{body}\n")
+    finally:
+        server.terminate()
+    write_report(out, runs, args)
+
+
+def scenarios(base, runs, scale, only):
+    def want(name):
+        return not only or name in only
+
+    def ids(n):
+        return range(n // scale)
+
+    if want("latency200"):
+        urls = [f"{base}/b/16?delay=200&i={i}" for i in range(100)]
+        res = run_scenario("latency200", peers("latency200", urls, 100), runs)
+        ratio = med(res["trawl"], "wall") / 0.2
+        yield ("100 URLs x 200 ms latency, c=100",
+               table(res) + "\n\n" + verdict(ratio <= 1.10, f"trawl = {ratio:.3f} x the ideal 0.2 s (target <= 1.10)"))
+
+    if want("latency100"):
+        n = 2000 // scale
+        urls = [f"{base}/b/16?delay=100&i={i}" for i in range(n)]
+        res = run_scenario("latency100", peers("latency100", urls, 100), runs)
+        ideal = n * 0.1 / 100
+        ratio = med(res["trawl"], "wall") / ideal
+        yield (f"{n} URLs x 100 ms latency, c=100",
+               table(res) + "\n\n" + verdict(ratio <= 1.03, f"trawl = {ratio:.3f} x the ideal {ideal:.1f} s (target <= 1.03)"))
+
+    if want("tiny"):
+        n = 20000 // scale
+        urls = [f"{base}/b/16?i={i}" for i in ids(20000)]
+        server_get(base, "/reset")
+        tools = peers("tiny", urls, 64, want=("trawl", "curl", "oha", "aiohttp", "xargs"))
+        res = run_scenario("tiny", tools, runs)
+        t = med(res["trawl"], "wall")
+        lines = [table(res), ""]
+        if "curl --parallel" in res:
+            r = t / med(res["curl --parallel"], "wall")
+            lines.append(verdict(r <= 0.5, f"trawl / curl --parallel = {r:.2f} (target <= 0.5)"))
+        if "oha (load generator)" in res:
+            r = t / med(res["oha (load generator)"], "wall")
+            lines.append(verdict(r <= 2.0, f"trawl / oha = {r:.2f} (target <= 2)"))
+        conns = json.loads(server_get(base, "/stats"))
+        lines.append(f"\nServer counters over the whole scenario (all tools, all runs): {conns['requests']} requests "
+                     f"on {conns['connections']} connections (connection reuse).")
+        yield (f"{n} tiny responses, c=64", "\n".join(lines))
+
+    if want("html"):
+        n = 5000 // scale
+        urls = [f"{base}/h/{i}?size=10240" for i in range(n)]
+        res = run_scenario("html", peers("html", urls, 32, trawl_extra=("--title",), want=("trawl", "curl")), runs)
+        lines = [table(res), ""]
+        if "curl --parallel" in res:
+            r = med(res["trawl"], "wall") / med(res["curl --parallel"], "wall")
+            lines.append(verdict(r <= 1.5, f"trawl --title / curl (extracts nothing) = {r:.2f} (target <= 1.5)"))
+        yield (f"{n} HTML pages of 10 KiB, c=32, --title", "\n".join(lines))
+
+    if want("mb"):
+        n = 600 // scale
+        urls = [f"{base}/b/1048576?i={i}" for i in range(n)]
+        res = run_scenario("mb", peers("mb", urls, 16), runs)
+        lines = [table(res), ""]
+        if "asyncio+aiohttp" in res:
+            r = med(res["trawl"], "wall") / med(res["asyncio+aiohttp"], "wall")
+            lines.append(verdict(r <= 0.4, f"trawl / asyncio+aiohttp = {r:.2f} (target <= 0.4)"))
+        cores = med(res["trawl"], "cpu") / med(res["trawl"], "wall")
+        lines.append(f"trawl CPU time / wall time = {cores:.2f} cores busy on average ({os.cpu_count()} cores).")
+        yield (f"{n} bodies of 1 MiB, c=16, sha256 each", "\n".join(lines))
+
+    if want("rate"):
+        n = 2000 // scale
+        server_get(base, "/reset")
+        lst = write_list("rate", [f"{base}/b/16?log=1&i={i}" for i in range(n)])
+        m = measure([TRAWL, lst, "-q", "--rate", "200/s", "-c", "50"])
+        arrivals = json.loads(server_get(base, "/arrivals"))
+        arrivals.sort()
+        span = (arrivals[-1] - arrivals[0]) / 1e6
+        ideal = (n - 1) / 200
+        j, worst = 0, 0
+        for i, a in enumerate(arrivals):
+            while arrivals[j] <= a - 1_000_000:
+                j += 1
+            worst = max(worst, i - j + 1)
+        err = abs(span - ideal) / ideal * 100
+        body = (f"| requests | first-to-last start (s) | ideal (s) | error | max starts in any 1 s window | wall (s) |\n"
+                f"|---|---|---|---|---|---|\n| {len(arrivals)} | {span:.3f} | {ideal:.3f} | {err:.2f}% | {worst} | {m['wall']:.2f} |\n\n"
+                + verdict(err <= 1.0 and worst <= 201, "within 1% of ideal and no 1 s window above 201"))
+        yield (f"--rate 200/s over {n} requests (server-side timestamps)", body)
+
+    if want("concurrency"):
+        n = 5000 // scale
+        lst = write_list("conc", [f"{base}/b/16?i={i}" for i in range(n)])
+        rows = ["| concurrency | wall median (s) | requests/s | CPU (s) | peak RSS (MiB) |", "|---|---|---|---|---|"]
+        for c in (1, 4, 16, 64, 256, 512):
+            ms = [measure([TRAWL, lst, "-q", "-c", str(c)]) for _ in range(max(1, runs // 2))]
+            wall = med(ms, "wall")
+            rows.append(f"| {c} | {wall:.3f} | {n / wall:.0f} | {med(ms, 'cpu'):.2f} | {med(ms, 'rss'):.1f} |")
+        yield (f"Cost as concurrency grows ({n} tiny responses)", "\n".join(rows))
+
+    if want("rss"):
+        rows = ["| URLs | wall (s) | requests/s | peak RSS (MiB) | records |", "|---|---|---|---|---|"]
+        rss = {}
+        for n in (10_000, 100_000, 1_000_000):
+            n //= scale
+            lst = write_list("rss", (f"{base}/b/16?i={i}" for i in range(n)))
+            m = measure([TRAWL, lst, "-q", "-c", "64", "--retries", "0"])
+            rss[n] = m["rss"]
+            rows.append(f"| {n} | {m['wall']:.2f} | {n / m['wall']:.0f} | {m['rss']:.1f} | {m['lines']} |")
+        big, mid = max(rss), sorted(rss)[1]
+        rows.append("")
+        rows.append(verdict(rss[big] <= 64 and rss[big] <= 1.3 * rss[mid],
+                            f"peak RSS at {big} URLs = {rss[big]:.1f} MiB (target <= 64), {rss[big] / rss[mid]:.2f} x the RSS at {mid} (target <= 1.3)"))
+        yield ("Memory as the list grows (tiny responses, c=64)", "\n".join(rows))
+
+
+def machine():
+    cpu = platform.processor() or ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(open("/proc/meminfo").readline().split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), {mem} RAM, host {socket.gethostname()}"
+
+
+def version(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.splitlines()[0].strip()
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "not installed"
+
+
+def write_report(sections, runs, args):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    aiohttp = version([sys.executable, "-c", "import aiohttp, sys; print('aiohttp', aiohttp.__version__, 'on Python', sys.version.split()[0])"])
+    head = [
+        f"# trawl benchmark, {now:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- Machine: {machine()}",
+        f"- trawl: {version([TRAWL, '--version'])}; curl: {version(['curl', '--version'])}",
+        f"- {aiohttp}; oha: {version(['oha', '--version'])}",
+        f"- Runs per tool: {runs} (median shown), tools interleaved run by run; "
+        f"`bench/run.sh {' '.join(sys.argv[1:])}`".rstrip(),
+        "- Server: examples/bench_server.rs on 127.0.0.1 (same 2 cores as the clients). Every tool writes one line per"
+        " URL (trawl records, curl `-w '%{json}'`, the aiohttp script's JSON lines) to a file.",
+        "- CPU = user + system seconds of the whole process tree; RSS = peak resident set (`/usr/bin/time`).",
+        "",
+    ]
+    if notes:
+        head += ["Notes:", ""] + [f"- {n}" for n in sorted(set(notes))] + [""]
+    text = "\n".join(head) + "\n" + "\n".join(sections)
+    name = f"{now:%Y-%m-%d}-{socket.gethostname()}{'-quick' if args.quick else ''}.md"
+    path = os.path.join(ROOT, "bench", "results", name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    print(text)
+    print(f"\nwritten to {os.path.relpath(path, ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
