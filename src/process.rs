@@ -24,6 +24,15 @@ pub fn needed(cfg: &Config) -> bool {
     cfg.hash != HashKind::None || cfg.title || cfg.body
 }
 
+/// Bodies up to this size (without `--title`) are processed where they arrive:
+/// hashing 8 KiB takes a few µs, less than handing it to a blocking thread.
+const LIGHT_BODY: usize = 8 * 1024;
+
+/// Whether processing this body is too cheap to be worth a blocking thread.
+pub fn is_light(cfg: &Config, len: usize) -> bool {
+    !cfg.title && len <= LIGHT_BODY
+}
+
 pub fn process(cfg: &Config, content_type: Option<&str>, body: &[u8]) -> Processed {
     let mut out = Processed::default();
     match cfg.hash {
