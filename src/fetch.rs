@@ -475,3 +475,4 @@ mod tests {
         assert_eq!(redacted(&url).as_str(), "https://a.test/x");
     }
 }
+
