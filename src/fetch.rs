@@ -55,6 +55,19 @@ impl Report {
     }
 }
 
+/// What one attempt produced: the response head if one arrived, and the body.
+type Outcome = (Option<Head>, Result<Bytes, Failure>);
+
+fn report((head, body): Outcome, attempts: u32, first_start: Option<Instant>) -> Report {
+    let elapsed = first_start.map_or(Duration::ZERO, |t| t.elapsed());
+    Report {
+        head,
+        body,
+        attempts,
+        elapsed,
+    }
+}
+
 pub struct Fetcher {
     client: reqwest::Client,
     cfg: Arc<Config>,
@@ -103,7 +116,6 @@ impl Fetcher {
     /// Fetch with retries. Each attempt passes the host and global limits again.
     /// Once `halt` is cancelled no new attempt starts, and the last result stands.
     pub async fn fetch(&self, req: &Request, halt: &CancellationToken) -> Report {
-        let start = Instant::now();
         let host = self.limits.host(&host_key(&req.url));
         // Exponential caps (250 ms, 500 ms, 1 s, ... 30 s); the wait is drawn below them.
         let mut caps = backon::ExponentialBuilder::default()
@@ -112,8 +124,9 @@ impl Fetcher {
             .without_max_times()
             .build();
         let mut attempts = 0;
-        let mut last: Option<(Option<Head>, Result<Bytes, Failure>)> = None;
-        let stopped = Failure::Cancelled("not started: the run was stopped".into());
+        // Time queued for the limits before the first attempt is not the fetch's.
+        let mut first_start: Option<Instant> = None;
+        let mut last: Option<Outcome> = None;
         loop {
             let slot = tokio::select! {
                 biased;
@@ -121,24 +134,15 @@ impl Fetcher {
                 slot = host.acquire() => Some(slot),
             };
             let Some(slot) = slot else {
-                let (head, body) = last.unwrap_or((None, Err(stopped)));
-                return Report {
-                    head,
-                    body,
-                    attempts,
-                    elapsed: start.elapsed(),
-                };
+                let stopped = Failure::Cancelled("not started: the run was stopped".into());
+                return report(last.unwrap_or((None, Err(stopped))), attempts, first_start);
             };
             // Checked with the slot in hand: earlier requests to the host may just have failed.
             if let Some(n) = host.circuit_open() {
-                let (head, body) = last.unwrap_or((None, Err(Failure::CircuitOpen(n))));
-                return Report {
-                    head,
-                    body,
-                    attempts,
-                    elapsed: start.elapsed(),
-                };
+                let open = Failure::CircuitOpen(n);
+                return report(last.unwrap_or((None, Err(open))), attempts, first_start);
             }
+            first_start.get_or_insert_with(Instant::now);
             attempts += 1;
             let (head, body) = self.attempt(req).await;
             drop(slot);
@@ -147,12 +151,7 @@ impl Fetcher {
                 || halt.is_cancelled()
                 || !self.retryable(head.as_ref(), &body)
             {
-                return Report {
-                    head,
-                    body,
-                    attempts,
-                    elapsed: start.elapsed(),
-                };
+                return report((head, body), attempts, first_start);
             }
             tracing::debug!(url = %redacted(&req.url), attempts, "will retry");
             match head.as_ref().and_then(|h| h.retry_after) {
@@ -162,7 +161,7 @@ impl Fetcher {
                     let delay = full_jitter(caps.next().unwrap_or(Duration::from_secs(30)));
                     tokio::select! {
                         biased;
-                        _ = halt.cancelled() => return Report { head, body, attempts, elapsed: start.elapsed() },
+                        _ = halt.cancelled() => return report((head, body), attempts, first_start),
                         _ = tokio::time::sleep(delay) => {}
                     }
                 }
@@ -192,7 +191,7 @@ impl Fetcher {
     }
 
     /// One attempt: request, redirects, body; bounded by `--timeout` as a whole.
-    async fn attempt(&self, req: &Request) -> (Option<Head>, Result<Bytes, Failure>) {
+    async fn attempt(&self, req: &Request) -> Outcome {
         let mut head = None;
         let timeout = self.cfg.timeout;
         let body = match tokio::time::timeout(timeout, self.attempt_inner(req, &mut head)).await {
@@ -475,4 +474,3 @@ mod tests {
         assert_eq!(redacted(&url).as_str(), "https://a.test/x");
     }
 }
-

@@ -22,10 +22,23 @@ pub struct Progress {
 }
 
 struct State {
+    started: Instant,
     ok: AtomicU64,
     failed: AtomicU64,
     limits: OnceLock<Arc<Limits>>,
     last_message: std::sync::Mutex<Instant>,
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            started: Instant::now(),
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            limits: OnceLock::new(),
+            last_message: std::sync::Mutex::new(Instant::now()),
+        }
+    }
 }
 
 const REFRESH: Duration = Duration::from_millis(100);
@@ -40,22 +53,15 @@ impl Progress {
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {pos} done [{elapsed_precise}] {per_sec} {msg}",
-                )
-                .expect("valid template"),
+                ProgressStyle::with_template("{spinner} {pos} done [{elapsed_precise}] {msg}")
+                    .expect("valid template"),
             );
             bar.enable_steady_tick(REFRESH);
             bar
         });
         Progress {
             bar,
-            state: Arc::new(State {
-                ok: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
-                limits: OnceLock::new(),
-                last_message: std::sync::Mutex::new(Instant::now()),
-            }),
+            state: Arc::new(State::new()),
         }
     }
 
@@ -63,12 +69,7 @@ impl Progress {
     pub fn hidden() -> Progress {
         Progress {
             bar: None,
-            state: Arc::new(State {
-                ok: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
-                limits: OnceLock::new(),
-                last_message: std::sync::Mutex::new(Instant::now()),
-            }),
+            state: Arc::new(State::new()),
         }
     }
 
@@ -83,7 +84,7 @@ impl Progress {
             bar.set_length(total);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} eta {eta} {msg}",
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} eta {eta} {msg}",
                 )
                 .expect("valid template"),
             );
@@ -109,12 +110,13 @@ impl Progress {
 
     fn message(&self) -> String {
         let in_flight = self.state.limits.get().map_or(0, |l| l.in_flight());
-        format!(
-            "ok {} failed {} in flight {}",
+        let (ok, failed) = (
             self.state.ok.load(Ordering::Relaxed),
             self.state.failed.load(Ordering::Relaxed),
-            in_flight
-        )
+        );
+        let secs = self.state.started.elapsed().as_secs_f64().max(0.001);
+        let rate = (ok + failed) as f64 / secs;
+        format!("{rate:.0}/s ok {ok} failed {failed} in flight {in_flight}")
     }
 
     pub fn finish(&self) {
