@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::cli::Config;
 use crate::input::Request;
-use crate::limits::{HostHandle, Limits};
+use crate::limits::{HostHandle, Limits, Slot};
 use crate::record::Failure;
 
 /// Facts about the final response of the last attempt.
@@ -41,6 +41,10 @@ pub struct Report {
     pub body: Result<Bytes, Failure>,
     pub attempts: u32,
     pub elapsed: Duration,
+    /// The last attempt's concurrency slot, still held: the pipeline releases it
+    /// once the body is handed to processing, so finished bodies cannot pile up
+    /// in memory faster than they are processed.
+    pub slot: Option<Slot>,
 }
 
 impl Report {
@@ -51,6 +55,7 @@ impl Report {
             body: Err(failure),
             attempts: 0,
             elapsed: Duration::ZERO,
+            slot: None,
         }
     }
 }
@@ -65,6 +70,7 @@ fn report((head, body): Outcome, attempts: u32, first_start: Option<Instant>) ->
         body,
         attempts,
         elapsed,
+        slot: None,
     }
 }
 
@@ -145,14 +151,16 @@ impl Fetcher {
             first_start.get_or_insert_with(Instant::now);
             attempts += 1;
             let (head, body) = self.attempt(req).await;
-            drop(slot);
             self.note_health(&host, head.as_ref(), &body);
             if attempts > self.cfg.retries
                 || halt.is_cancelled()
                 || !self.retryable(head.as_ref(), &body)
             {
-                return report((head, body), attempts, first_start);
+                let mut done = report((head, body), attempts, first_start);
+                done.slot = Some(slot);
+                return done;
             }
+            drop(slot);
             tracing::debug!(url = %redacted(&req.url), attempts, "will retry");
             match head.as_ref().and_then(|h| h.retry_after) {
                 // The whole host waits; this request waits for the pause in `acquire`.

@@ -176,6 +176,12 @@ pub struct Slot {
     _host: Option<OwnedSemaphorePermit>,
 }
 
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Slot")
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.limits.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -53,7 +53,8 @@ pub async fn run(
     on_total: impl FnOnce(u64) + Send + 'static,
 ) -> anyhow::Result<u64> {
     let (job_tx, job_rx) = mpsc::channel::<Job>(CHANNEL);
-    let (fetched_tx, fetched_rx) = mpsc::channel::<Fetched>(CHANNEL);
+    // Small: fetched bodies wait here holding their concurrency slot (backpressure).
+    let (fetched_tx, fetched_rx) = mpsc::channel::<Fetched>(cores() * 4);
     let window = Arc::new(Semaphore::new(window_size(&cfg)));
 
     let reader = tokio::spawn({
@@ -162,10 +163,15 @@ async fn fetch_one(
 }
 
 async fn process_stage(cfg: Arc<Config>, mut rx: mpsc::Receiver<Fetched>, tx: mpsc::Sender<Done>) {
-    let cpu = Arc::new(Semaphore::new(
-        std::thread::available_parallelism().map_or(2, |n| n.get()),
-    ));
-    while let Some(Fetched { job, report, slot }) = rx.recv().await {
+    let cpu = Arc::new(Semaphore::new(cores()));
+    while let Some(Fetched {
+        job,
+        mut report,
+        slot,
+    }) = rx.recv().await
+    {
+        // Handed over: the request's concurrency slot can go to the next one.
+        drop(report.slot.take());
         let body = match (&report.body, process::needed(&cfg)) {
             (Ok(body), true) => body.clone(),
             _ => {
@@ -198,6 +204,10 @@ async fn process_stage(cfg: Arc<Config>, mut rx: mpsc::Receiver<Fetched>, tx: mp
             let _ = tx.send(Done { record, slot }).await;
         });
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Run CPU work on the blocking pool; a panic in it becomes a `process` failure.
