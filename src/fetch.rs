@@ -314,13 +314,27 @@ fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, Fa
 /// Read the decoded body, stopping as soon as it exceeds `max` bytes (so a
 /// decompression bomb is never inflated past the limit).
 async fn read_body(mut response: Response, max: u64) -> Result<Bytes, Failure> {
+    let too_large = |len: usize| len as u64 > max;
+    // Most small bodies arrive as one chunk: keep it as is, without a copy.
+    let Some(first) = response.chunk().await.map_err(classify)? else {
+        return Ok(Bytes::new());
+    };
+    if too_large(first.len()) {
+        return Err(Failure::BodyTooLarge(max));
+    }
+    let Some(second) = response.chunk().await.map_err(classify)? else {
+        return Ok(first);
+    };
     let hint = response.content_length().unwrap_or(0).min(max).min(1 << 20) as usize;
-    let mut body = bytes::BytesMut::with_capacity(hint);
-    while let Some(chunk) = response.chunk().await.map_err(classify)? {
-        if (body.len() + chunk.len()) as u64 > max {
+    let mut body = bytes::BytesMut::with_capacity(hint.max(first.len() + second.len()));
+    body.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
+        if too_large(body.len() + chunk.len()) {
             return Err(Failure::BodyTooLarge(max));
         }
         body.extend_from_slice(&chunk);
+        next = response.chunk().await.map_err(classify)?;
     }
     Ok(body.freeze())
 }

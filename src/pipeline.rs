@@ -53,8 +53,9 @@ pub async fn run(
     on_total: impl FnOnce(u64) + Send + 'static,
 ) -> anyhow::Result<u64> {
     let (job_tx, job_rx) = mpsc::channel::<Job>(CHANNEL);
-    // Small: fetched bodies wait here holding their concurrency slot (backpressure).
-    let (fetched_tx, fetched_rx) = mpsc::channel::<Fetched>(cores() * 4);
+    // Fetched bodies wait here still holding their concurrency slot, so bodies in
+    // memory stay bounded by --concurrency whatever this depth (a throughput knob).
+    let (fetched_tx, fetched_rx) = mpsc::channel::<Fetched>(64);
     let window = Arc::new(Semaphore::new(window_size(&cfg)));
 
     let reader = tokio::spawn({
@@ -175,7 +176,7 @@ async fn process_stage(cfg: Arc<Config>, mut rx: mpsc::Receiver<Fetched>, tx: mp
         let body = match (&report.body, process::needed(&cfg)) {
             (Ok(body), true) => body.clone(),
             _ => {
-                let record = record::assemble(&cfg, &job, &report, None);
+                let record = record::assemble(&cfg, job, report, None);
                 let _ = tx.send(Done { record, slot }).await;
                 continue;
             }
@@ -184,7 +185,7 @@ async fn process_stage(cfg: Arc<Config>, mut rx: mpsc::Receiver<Fetched>, tx: mp
         if process::is_light(&cfg, body.len()) {
             // Cheaper than the hand-off to a blocking thread (measured: 18 µs a record).
             let processed = guarded(|| process::process(&cfg, content_type.as_deref(), &body));
-            let record = record::assemble(&cfg, &job, &report, Some(processed));
+            let record = record::assemble(&cfg, job, report, Some(processed));
             let _ = tx.send(Done { record, slot }).await;
             continue;
         }
@@ -200,7 +201,7 @@ async fn process_stage(cfg: Arc<Config>, mut rx: mpsc::Receiver<Fetched>, tx: mp
                 off_runtime(move || process::process(&work_cfg, content_type.as_deref(), &body))
                     .await;
             drop(permit);
-            let record = record::assemble(&cfg, &job, &report, Some(processed));
+            let record = record::assemble(&cfg, job, report, Some(processed));
             let _ = tx.send(Done { record, slot }).await;
         });
     }

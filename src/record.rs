@@ -171,38 +171,37 @@ impl Record {
 /// `processed` is `None` when processing did not run, `Some(Err)` when it panicked.
 pub fn assemble(
     cfg: &Config,
-    job: &Job,
-    report: &Report,
+    job: Job,
+    report: Report,
     processed: Option<Result<Processed, Failure>>,
 ) -> Record {
     let mut r = Record {
         index: job.index,
-        input: job.input.clone(),
-        id: job.id.clone(),
+        input: job.input,
+        id: job.id,
         ..Record::default()
     };
-    if let Ok(request) = &job.request {
-        r.url = Some(request.url.to_string());
-    }
+    let url = job.request.ok().map(|request| request.url);
     if report.attempts > 0 {
         r.attempts = Some(report.attempts);
         r.elapsed_ms = Some(millis(report.elapsed));
-    }
-    if let Some(head) = &report.head {
-        let final_url = head.final_url.to_string();
-        if r.url.as_deref() != Some(final_url.as_str()) {
-            r.final_url = Some(final_url);
-        }
-        r.status = Some(head.status.as_u16());
-        r.http_version = Some(crate::fetch::version_name(head.version).to_owned());
-        r.content_type = head.content_type.clone();
-        r.redirects = Some(head.redirects);
-        r.ttfb_ms = Some(millis(head.ttfb));
     }
     let mut failure = report.body.as_ref().err().cloned();
     if let Ok(body) = &report.body {
         r.bytes = Some(body.len() as u64);
     }
+    let status = report.head.as_ref().map(|h| h.status);
+    if let Some(head) = report.head {
+        if url.as_ref() != Some(&head.final_url) {
+            r.final_url = Some(head.final_url.into());
+        }
+        r.status = Some(head.status.as_u16());
+        r.http_version = Some(crate::fetch::version_name(head.version).to_owned());
+        r.content_type = head.content_type;
+        r.redirects = Some(head.redirects);
+        r.ttfb_ms = Some(millis(head.ttfb));
+    }
+    r.url = url.map(String::from);
     match processed {
         Some(Ok(p)) => {
             r.sha256 = p.sha256;
@@ -215,12 +214,12 @@ pub fn assemble(
         None => {}
     }
     if failure.is_none()
-        && let Some(head) = &report.head
-        && !cfg.ok_status.contains(head.status.as_u16())
+        && let Some(status) = status
+        && !cfg.ok_status.contains(status.as_u16())
     {
-        failure = Some(Failure::HttpStatus(head.status.to_string()));
+        failure = Some(Failure::HttpStatus(status.to_string()));
     }
-    r.ok = failure.is_none() && report.head.is_some();
+    r.ok = failure.is_none() && status.is_some();
     r.error = failure.map(|f| f.info());
     r
 }
