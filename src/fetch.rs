@@ -1,4 +1,4 @@
-//! The HTTP side: one shared reqwest client, one fetch with retries, redirects and
+//! The HTTP side: shared reqwest clients, one fetch with retries, redirects and
 //! a bounded body read, and the classification of transport errors into the stable
 //! error kinds. Knows nothing about output.
 
@@ -75,15 +75,21 @@ fn report((head, body): Outcome, attempts: u32, first_start: Option<Instant>) ->
 }
 
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// For http:// (and everything with --insecure or --proxy).
+    plain: reqwest::Client,
+    /// For https://: verifies certificates against the system trust store, which
+    /// takes milliseconds to load, so it is built on the first https URL only.
+    verified: tokio::sync::OnceCell<reqwest::Client>,
     cfg: Arc<Config>,
     limits: Arc<Limits>,
 }
 
-/// Build the one client every request shares (pooled connections, HTTP/2 by ALPN,
-/// transparent gzip/br/zstd/deflate decoding). Redirects are followed by `Fetcher`
-/// itself, so it can count them and drop credentials when the host changes.
-pub fn client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
+/// Build a client (pooled connections, HTTP/2 by ALPN, transparent
+/// gzip/br/zstd/deflate decoding). Redirects are followed by `Fetcher` itself, so
+/// it can count them and drop credentials when the host changes. Without
+/// `trust_store`, no roots are loaded: fine for http://, and for https:// only
+/// with --insecure.
+pub fn client(cfg: &Config, trust_store: bool) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(cfg.user_agent.as_str())
@@ -91,6 +97,9 @@ pub fn client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(30))
         .tls_danger_accept_invalid_certs(cfg.insecure);
+    if !trust_store {
+        builder = builder.tls_certs_only(std::iter::empty());
+    }
     if let Some(proxy) = &cfg.proxy {
         builder = builder.proxy(reqwest::Proxy::all(proxy.as_str())?);
     }
@@ -108,11 +117,29 @@ pub fn host_key(url: &Url) -> String {
 
 impl Fetcher {
     pub fn new(cfg: Arc<Config>, limits: Arc<Limits>) -> anyhow::Result<Fetcher> {
+        // A proxy may itself speak TLS: then every request needs the trust store.
+        let plain = client(&cfg, cfg.proxy.is_some())?;
         Ok(Fetcher {
-            client: client(&cfg)?,
+            plain,
+            verified: tokio::sync::OnceCell::new(),
             cfg,
             limits,
         })
+    }
+
+    async fn client_for(&self, url: &Url) -> Result<&reqwest::Client, Failure> {
+        if url.scheme() != "https" || self.cfg.insecure || self.cfg.proxy.is_some() {
+            return Ok(&self.plain);
+        }
+        self.verified
+            .get_or_try_init(|| async {
+                let cfg = self.cfg.clone();
+                tokio::task::spawn_blocking(move || client(&cfg, true))
+                    .await
+                    .map_err(|e| Failure::Tls(format!("loading the trust store: {e}")))?
+                    .map_err(|e| Failure::Tls(format!("loading the trust store: {e:#}")))
+            })
+            .await
     }
 
     pub fn limits(&self) -> &Arc<Limits> {
@@ -236,7 +263,8 @@ impl Fetcher {
         let mut redirects = 0;
         let response = loop {
             let mut request = self
-                .client
+                .client_for(&url)
+                .await?
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
             if let Some(b) = &body {
