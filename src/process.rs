@@ -7,6 +7,7 @@ use encoding_rs::Encoding;
 use sha2::Digest;
 
 use crate::cli::{Config, HashKind};
+use crate::fetch::Body;
 
 /// What processing adds to a record.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -33,13 +34,28 @@ pub fn is_light(cfg: &Config, len: usize) -> bool {
     !cfg.title && len <= LIGHT_BODY
 }
 
-pub fn process(cfg: &Config, content_type: Option<&str>, body: &[u8]) -> Processed {
+pub fn process(cfg: &Config, content_type: Option<&str>, body: &Body) -> Processed {
     let mut out = Processed::default();
     match cfg.hash {
-        HashKind::Sha256 => out.sha256 = Some(hex::encode(sha2::Sha256::digest(body))),
-        HashKind::Blake3 => out.blake3 = Some(blake3::hash(body).to_hex().to_string()),
+        HashKind::Sha256 => {
+            let mut hasher = sha2::Sha256::new();
+            body.chunks().iter().for_each(|c| hasher.update(c));
+            out.sha256 = Some(hex::encode(hasher.finalize()));
+        }
+        HashKind::Blake3 => {
+            let mut hasher = blake3::Hasher::new();
+            body.chunks().iter().for_each(|c| {
+                hasher.update(c);
+            });
+            out.blake3 = Some(hasher.finalize().to_hex().to_string());
+        }
         HashKind::None => {}
     }
+    if !(cfg.title || cfg.body) {
+        return out;
+    }
+    let body = body.contiguous();
+    let body = body.as_ref();
     if cfg.title {
         out.title = title(content_type, body);
     }
@@ -146,6 +162,27 @@ mod tests {
         assert_eq!(title(None, b"<html><body>none</body></html>"), None);
         assert_eq!(title(None, b"<title>   </title>"), None);
         assert_eq!(title(None, b""), None);
+    }
+
+    #[test]
+    fn chunked_bodies_hash_like_whole_ones() {
+        use bytes::Bytes;
+        let cfg = <crate::cli::Cli as clap::Parser>::parse_from(["trawl", "--body"])
+            .run
+            .into_config(vec![])
+            .unwrap();
+        let whole: Body = [Bytes::from_static(b"hello, world")].into_iter().collect();
+        let parts: Body = [&b"hel"[..], b"lo, ", b"world"]
+            .map(Bytes::from_static)
+            .into_iter()
+            .collect();
+        let (a, b) = (process(&cfg, None, &whole), process(&cfg, None, &parts));
+        assert_eq!(a, b);
+        assert_eq!(
+            a.sha256.as_deref(),
+            Some(hex::encode(sha2::Sha256::digest(b"hello, world")).as_str())
+        );
+        assert_eq!(b.body.as_deref(), Some("hello, world"));
     }
 
     #[test]
