@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -46,23 +46,7 @@ async fn arrive(c: &Counters, q: &Params) {
 
 async fn bytes(State(c): Shared, Path(size): Path<usize>, q: Params) -> Response {
     arrive(&c, &q).await;
-    let data = c.data.clone();
-    let chunk = data.len();
-    let parts = (0..size)
-        .step_by(chunk)
-        .map(move |at| Ok::<_, std::io::Error>(data.slice(0..(size - at).min(chunk))));
-    let mut response = if size <= chunk {
-        Body::from(c.data.slice(0..size)).into_response()
-    } else {
-        Body::from_stream(futures_util::stream::iter(parts)).into_response()
-    };
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    response
+    trawl::demo::binary_response(&c.data, size)
 }
 
 async fn html(State(c): Shared, Path(id): Path<u64>, q: Params) -> Response {
@@ -108,21 +92,12 @@ async fn main() {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let data: Vec<u8> = (0..4 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
     let counters = Arc::new(Counters {
         started: Instant::now(),
         connections: AtomicU64::new(0),
         requests: AtomicU64::new(0),
         arrivals: Mutex::new(Vec::new()),
-        data: Bytes::from(data),
+        data: trawl::demo::noise(4 << 20),
     });
     let app = Router::new()
         .route("/b/{size}", get(bytes))

@@ -275,32 +275,37 @@ async fn retry_after(
     "thanks for waiting\n".into_response()
 }
 
-/// Deterministic binary noise, shared by every `/bytes/N` response.
-fn noise() -> &'static Bytes {
-    static NOISE: OnceLock<Bytes> = OnceLock::new();
-    NOISE.get_or_init(|| {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let data: Vec<u8> = (0..(1 << 20))
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        Bytes::from(data)
-    })
+/// `len` bytes of deterministic binary noise (xorshift).
+pub fn noise(len: usize) -> Bytes {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    Bytes::from(data)
 }
 
-/// `N` bytes of binary noise, streamed in 64 KiB chunks.
-async fn bytes(Path(n): Path<usize>) -> Response {
-    let noise = noise().clone();
-    let chunks = (0..n).step_by(64 * 1024).map(move |at| {
-        let len = (n - at).min(64 * 1024);
-        let start = at % (noise.len() - 64 * 1024);
-        Ok::<_, std::io::Error>(noise.slice(start..start + len))
-    });
-    let mut response = Body::from_stream(futures_util::stream::iter(chunks)).into_response();
+const CHUNK: usize = 64 * 1024;
+
+/// An `application/octet-stream` response of `n` bytes from `data` (longer than
+/// 64 KiB): one buffer when `data` is long enough, else streamed in 64 KiB chunks.
+pub fn binary_response(data: &Bytes, n: usize) -> Response {
+    assert!(data.len() > CHUNK, "data must be longer than one chunk");
+    let mut response = if n <= data.len() {
+        Body::from(data.slice(0..n)).into_response()
+    } else {
+        let data = data.clone();
+        let chunks = (0..n).step_by(CHUNK).map(move |at| {
+            let len = (n - at).min(CHUNK);
+            let start = at % (data.len() - CHUNK);
+            Ok::<_, std::io::Error>(data.slice(start..start + len))
+        });
+        Body::from_stream(futures_util::stream::iter(chunks)).into_response()
+    };
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -308,6 +313,12 @@ async fn bytes(Path(n): Path<usize>) -> Response {
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
     response
+}
+
+/// `N` bytes of binary noise.
+async fn bytes(Path(n): Path<usize>) -> Response {
+    static NOISE: OnceLock<Bytes> = OnceLock::new();
+    binary_response(NOISE.get_or_init(|| noise(1 << 20)), n)
 }
 
 /// 64 MiB of zeros, gzip-compressed to about 64 KiB.
