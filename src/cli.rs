@@ -14,7 +14,7 @@ const EXAMPLES: &str = "\
 Examples:
   trawl urls.txt > results.jsonl
   cat urls.txt | trawl -c 200 --rate 50/s --errors failed.jsonl | jq -r 'select(.status==200).url'
-  trawl failed.jsonl -o retry.jsonl        # re-feed failures: JSON lines with a \"url\" are valid input
+  trawl failed.jsonl -o retry.jsonl        # re-feed failures (records are valid input)
   trawl --title --ordered urls.txt | jq -r '[.url, .title] | @tsv'
   trawl demo | jq -c '{url, status, title}' # offline tour against an embedded server
 
@@ -187,7 +187,7 @@ pub struct RunArgs {
     #[arg(long, requires = "output", help_heading = "Output and runs")]
     pub resume: bool,
 
-    /// Failures tolerated before the exit code becomes 1: a count or a percentage (5%).
+    /// Failures tolerated before the exit code becomes 1: a count or a percentage (5%)
     /// [default: 0; `trawl demo`: 100%]
     #[arg(long, value_name = "N|P%", value_parser = parse_threshold, help_heading = "Output and runs")]
     pub allow_failures: Option<Threshold>,
@@ -209,7 +209,7 @@ pub struct RunArgs {
     pub verbose: u8,
 
     /// Log line format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Output and runs")]
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text, help_heading = "Output and runs")]
     pub log_format: LogFormat,
 }
 
