@@ -102,6 +102,15 @@ pub async fn run(
         false => None,
     };
     let outputs = output::Outputs::open(&cfg)?;
+    // Created now, so a bad path fails before the run rather than after it.
+    let summary_file = match &cfg.summary {
+        Some(path) => Some((
+            path,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create summary '{}'", path.display()))?,
+        )),
+        None => None,
+    };
     let limits = Limits::new(&cfg);
     progress.watch(limits.clone());
     let fetcher = Arc::new(Fetcher::new(cfg.clone(), limits).context("building the HTTP client")?);
@@ -164,8 +173,8 @@ pub async fn run(
     };
     let summary = written.stats.finish(started.elapsed(), stopped);
     let mut error = read.err().or(written.error);
-    if let Some(path) = &cfg.summary
-        && let Err(e) = write_summary(path, &summary)
+    if let Some((path, file)) = summary_file
+        && let Err(e) = write_summary(path, file, &summary)
     {
         error = error.or(Some(e));
     }
@@ -208,8 +217,14 @@ async fn supervise(
     controls.abort.cancel();
 }
 
-fn write_summary(path: &std::path::Path, summary: &Summary) -> anyhow::Result<()> {
+fn write_summary(
+    path: &std::path::Path,
+    mut file: std::fs::File,
+    summary: &Summary,
+) -> anyhow::Result<()> {
+    use std::io::Write;
     let mut text = serde_json::to_vec_pretty(summary)?;
     text.push(b'\n');
-    std::fs::write(path, text).with_context(|| format!("cannot write summary '{}'", path.display()))
+    file.write_all(&text)
+        .with_context(|| format!("cannot write summary '{}'", path.display()))
 }

@@ -48,6 +48,9 @@ async fn bad_flag_values_exit_2_with_nothing_on_stdout() {
         &["--no-such-flag"],
         &["missing-file.txt"],
         &["/"],
+        // Outputs are created before anything is fetched.
+        &["-o", "/nonexistent-dir/out.jsonl"],
+        &["--summary", "/nonexistent-dir/summary.json"],
     ] {
         let out = trawl(args, "").await;
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
