@@ -85,27 +85,12 @@ def measure(cmd, stdin_path=None, shell=False):
     return {"wall": wall, "cpu": cpu, "rss": peak[0] / 1024, "lines": lines, "code": proc.returncode}
 
 
-def write_list(name, urls):
+def write_list(name, urls, line="{}\n"):
+    """Write one line per URL (formatted with `line`) to a temp file; return its path."""
     path = os.path.join(TMP, name)
     with open(path, "w") as f:
         for u in urls:
-            f.write(u + "\n")
-    return path
-
-
-def curl_config(name, urls):
-    path = os.path.join(TMP, name + ".curl")
-    with open(path, "w") as f:
-        for u in urls:
-            f.write(f'url = "{u}"\noutput = "/dev/null"\n')
-    return path
-
-
-def xargs_args(name, urls):
-    path = os.path.join(TMP, name + ".xargs")
-    with open(path, "w") as f:
-        for u in urls:
-            f.write(f"-o /dev/null {u}\n")
+            f.write(line.format(u))
     return path
 
 
@@ -116,7 +101,7 @@ def peers(name, urls, c, trawl_extra=(), want=("trawl", "curl", "aiohttp")):
     if "trawl" in want:
         tools["trawl"] = ([TRAWL, lst, "-c", str(c), "-q", "--retries", "0", *trawl_extra], None, False)
     if "curl" in want and have("curl"):
-        cfg = curl_config(name, urls)
+        cfg = write_list(name + ".curl", urls, 'url = "{}"\noutput = "/dev/null"\n')
         cmd = ["curl", "-s", "--parallel", "--parallel-immediate", "--parallel-max", str(c), "-K", cfg,
                "-w", "%{json}\\n"]
         tools["curl --parallel"] = (cmd, None, False)
@@ -124,7 +109,7 @@ def peers(name, urls, c, trawl_extra=(), want=("trawl", "curl", "aiohttp")):
         tools["asyncio+aiohttp"] = ([sys.executable, os.path.join(ROOT, "bench", "aiohttp_fetch.py"), str(c), lst],
                                     None, False)
     if "xargs" in want and have("xargs"):
-        args = xargs_args(name, urls)
+        args = write_list(name + ".xargs", urls, "-o /dev/null {}\n")
         cmd = f"xargs -P {c} -n 300 curl -s -w '%{{json}}\\n' < {args}"
         tools["xargs -P + curl"] = (cmd, None, True)
     if "oha" in want and have("oha"):
