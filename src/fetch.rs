@@ -142,10 +142,6 @@ impl Fetcher {
             .await
     }
 
-    pub fn limits(&self) -> &Arc<Limits> {
-        &self.limits
-    }
-
     /// Fetch with retries. Each attempt passes the host and global limits again.
     /// Once `halt` is cancelled no new attempt starts, and the last result stands.
     pub async fn fetch(&self, req: &Request, halt: &CancellationToken) -> Report {

@@ -92,10 +92,6 @@ impl Stats {
         self.total
     }
 
-    pub fn ok(&self) -> u64 {
-        self.ok
-    }
-
     pub fn finish(&self, elapsed: Duration, stopped: Option<Stop>) -> Summary {
         let q = |p: f64| self.latency_us.value_at_quantile(p) as f64 / 1000.0;
         let secs = elapsed.as_secs_f64();
