@@ -5,7 +5,7 @@
 //! until its record is written. That one bound keeps memory flat however long
 //! the input is, and bounds the reorder buffer of `--ordered`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -163,8 +163,28 @@ async fn fetch_one(
         .await;
 }
 
+/// A fetched body waiting for a processing lane.
+struct Work {
+    job: Job,
+    report: Report,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
 async fn process_stage(cfg: Arc<Config>, mut rx: mpsc::Receiver<Fetched>, tx: mpsc::Sender<Done>) {
-    let cpu = Arc::new(Semaphore::new(cores()));
+    // One long-lived blocking thread per core pulls bodies from a short queue.
+    // Measured against a spawn_blocking per body under a semaphore sized to the
+    // cores: a finished lane takes its next body at once instead of through three
+    // thread wake-ups (permit, stage, pool), which left the cores ~14% idle on
+    // 600 x 1 MiB: 0.443 -> 0.400 s, medians of 9.
+    let lanes = cores();
+    let (work_tx, work_rx) = mpsc::channel::<Work>(lanes);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let workers: Vec<_> = (0..lanes)
+        .map(|_| {
+            let (cfg, work, tx) = (cfg.clone(), work_rx.clone(), tx.clone());
+            tokio::task::spawn_blocking(move || lane(&cfg, &work, &tx))
+        })
+        .collect();
     while let Some(Fetched {
         job,
         mut report,
@@ -173,55 +193,63 @@ async fn process_stage(cfg: Arc<Config>, mut rx: mpsc::Receiver<Fetched>, tx: mp
     {
         // Handed over: the request's concurrency slot can go to the next one.
         drop(report.slot.take());
-        let body = match (&report.body, process::needed(&cfg)) {
-            (Ok(body), true) => body.clone(),
+        let light = match &report.body {
+            Ok(body) if process::needed(&cfg) => process::is_light(&cfg, body.len()),
             _ => {
                 let record = record::assemble(&cfg, job, report, None);
                 let _ = tx.send(Done { record, slot }).await;
                 continue;
             }
         };
-        let content_type = report.head.as_ref().and_then(|h| h.content_type.clone());
-        if process::is_light(&cfg, body.len()) {
-            // Cheaper than the hand-off to a blocking thread (measured: 18 µs a record).
-            let processed = guarded(|| process::process(&cfg, content_type.as_deref(), &body));
-            let record = record::assemble(&cfg, job, report, Some(processed));
+        if light {
+            // Cheaper here than a hand-off to another thread (measured: 18 µs a record).
+            let record = processed(&cfg, job, report);
             let _ = tx.send(Done { record, slot }).await;
             continue;
         }
-        let permit = cpu
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("cpu semaphore never closes");
-        let (cfg, tx) = (cfg.clone(), tx.clone());
-        tokio::spawn(async move {
-            let work_cfg = cfg.clone();
-            let processed =
-                off_runtime(move || process::process(&work_cfg, content_type.as_deref(), &body))
-                    .await;
-            drop(permit);
-            let record = record::assemble(&cfg, job, report, Some(processed));
-            let _ = tx.send(Done { record, slot }).await;
-        });
+        if work_tx.send(Work { job, report, slot }).await.is_err() {
+            break;
+        }
     }
+    drop(work_tx);
+    for worker in workers {
+        let _ = worker.await;
+    }
+}
+
+/// A processing lane: runs on the blocking pool until the queue closes.
+fn lane(cfg: &Config, work: &Mutex<mpsc::Receiver<Work>>, tx: &mpsc::Sender<Done>) {
+    loop {
+        // A lane waiting for work holds the lock; the others wait for it.
+        let next = work
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .blocking_recv();
+        let Some(Work { job, report, slot }) = next else {
+            return;
+        };
+        let record = processed(cfg, job, report);
+        if tx.blocking_send(Done { record, slot }).is_err() {
+            return;
+        }
+    }
+}
+
+/// The record of a fetched body after processing; a panic in processing becomes
+/// a `process` failure in the record.
+fn processed(cfg: &Config, job: Job, report: Report) -> record::Record {
+    let result = match &report.body {
+        Ok(body) => {
+            let content_type = report.head.as_ref().and_then(|h| h.content_type.as_deref());
+            guarded(|| process::process(cfg, content_type, body))
+        }
+        Err(_) => return record::assemble(cfg, job, report, None),
+    };
+    record::assemble(cfg, job, report, Some(result))
 }
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-/// Run CPU work on the blocking pool; a panic in it becomes a `process` failure.
-pub async fn off_runtime<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Failure> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(done) => Ok(done),
-        Err(e) => Err(match e.try_into_panic() {
-            Ok(payload) => panic_failure(payload),
-            Err(e) => Failure::Process(format!("processing was cancelled: {e}")),
-        }),
-    }
 }
 
 /// Run light CPU work here; a panic in it becomes a `process` failure.
@@ -243,16 +271,11 @@ mod tests {
     use super::*;
     use crate::record::ErrorKind;
 
-    #[tokio::test]
-    async fn a_panic_in_processing_becomes_a_process_failure() {
-        let failure = off_runtime(|| -> u8 { panic!("bad body") })
-            .await
-            .unwrap_err();
-        assert_eq!(failure.kind(), ErrorKind::Process);
-        assert!(failure.to_string().contains("bad body"), "{failure}");
-        assert_eq!(off_runtime(|| 7).await.unwrap(), 7);
+    #[test]
+    fn a_panic_in_processing_becomes_a_process_failure() {
         let failure = guarded(|| -> u8 { panic!("light body") }).unwrap_err();
         assert_eq!(failure.kind(), ErrorKind::Process);
         assert!(failure.to_string().contains("light body"), "{failure}");
+        assert_eq!(guarded(|| 7).unwrap(), 7);
     }
 }

@@ -1,6 +1,6 @@
 //! CPU work on one fetched body: hashing, HTML title extraction, body encoding.
 //! Plain synchronous Rust with no tokio in it; the pipeline runs it on the blocking
-//! pool under a semaphore sized to the cores.
+//! pool, in one lane per core (small bodies where they arrive).
 
 use base64::Engine;
 use encoding_rs::Encoding;
