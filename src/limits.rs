@@ -108,9 +108,10 @@ impl Limits {
     /// Register a job for `host` (host name and port); dropping the handle ends it.
     pub fn host(self: &Arc<Self>, host: &str) -> HostHandle {
         let mut hosts = self.hosts.lock().expect("host map lock");
-        let state = match hosts.map.get(host) {
-            Some(state) => state.clone(),
+        let (key, state) = match hosts.map.get_key_value(host) {
+            Some((key, state)) => (key.clone(), state.clone()),
             None => {
+                let key: Arc<str> = host.into();
                 let state = Arc::new(HostState {
                     users: AtomicUsize::new(0),
                     permits: self.per_host.map(|n| Arc::new(Semaphore::new(n))),
@@ -118,17 +119,17 @@ impl Limits {
                     failures: AtomicU32::new(0),
                     paused_until: Mutex::new(None),
                 });
-                hosts.map.insert(host.into(), state.clone());
+                hosts.map.insert(key.clone(), state.clone());
                 if hosts.map.len() >= hosts.prune_at {
                     self.prune(&mut hosts);
                 }
-                state
+                (key, state)
             }
         };
         state.users.fetch_add(1, Ordering::Relaxed);
         HostHandle {
             limits: self.clone(),
-            key: host.into(),
+            key,
             state,
         }
     }
