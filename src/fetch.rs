@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::cli::Config;
 use crate::input::Request;
-use crate::limits::{HostHandle, Limits, Slot};
+use crate::limits::{HostHandle, Limits, Probe, Slot};
 use crate::record::Failure;
 
 /// Facts about the final response of the last attempt.
@@ -157,12 +157,18 @@ impl Fetcher {
         let mut first_start: Option<Instant> = None;
         let mut last: Option<Outcome> = None;
         loop {
-            let slot = tokio::select! {
+            let ready = tokio::select! {
                 biased;
                 _ = halt.cancelled() => None,
-                slot = host.acquire() => Some(slot),
+                ready = async {
+                    let probe = match req.url.scheme() == "https" {
+                        true => host.probe().await,
+                        false => None,
+                    };
+                    (host.acquire().await, probe)
+                } => Some(ready),
             };
-            let Some(slot) = slot else {
+            let Some((slot, probe)) = ready else {
                 let stopped = Failure::Cancelled("not started: the run was stopped".into());
                 return report(last.unwrap_or((None, Err(stopped))), attempts, first_start);
             };
@@ -173,7 +179,7 @@ impl Fetcher {
             }
             first_start.get_or_insert_with(Instant::now);
             attempts += 1;
-            let (head, body) = self.attempt(req).await;
+            let (head, body) = self.attempt(req, probe).await;
             self.note_health(&host, head.as_ref(), &body);
             if attempts > self.cfg.retries
                 || halt.is_cancelled()
@@ -222,10 +228,11 @@ impl Fetcher {
     }
 
     /// One attempt: request, redirects, body; bounded by `--timeout` as a whole.
-    async fn attempt(&self, req: &Request) -> Outcome {
+    async fn attempt(&self, req: &Request, probe: Option<Probe<'_>>) -> Outcome {
         let mut head = None;
         let timeout = self.cfg.timeout;
-        let body = match tokio::time::timeout(timeout, self.attempt_inner(req, &mut head)).await {
+        let inner = self.attempt_inner(req, &mut head, probe);
+        let body = match tokio::time::timeout(timeout, inner).await {
             Ok(body) => body,
             Err(_) => Err(Failure::Timeout(format!(
                 "no complete response within {} (--timeout)",
@@ -235,7 +242,12 @@ impl Fetcher {
         (head, body)
     }
 
-    async fn attempt_inner(&self, req: &Request, head: &mut Option<Head>) -> Result<Body, Failure> {
+    async fn attempt_inner(
+        &self,
+        req: &Request,
+        head: &mut Option<Head>,
+        mut probe: Option<Probe<'_>>,
+    ) -> Result<Body, Failure> {
         let start = Instant::now();
         let mut url = req.url.clone();
         let mut body = req.body.clone().or_else(|| self.cfg.data.clone());
@@ -262,7 +274,10 @@ impl Fetcher {
             if let Some(b) = &body {
                 request = request.body(b.clone());
             }
-            let response = request.send().await.map_err(classify)?;
+            let response = request.send().await.map_err(classify);
+            // The connection is up and its protocol known: the host's other requests may go.
+            drop(probe.take());
+            let response = response?;
             let Some(next) = redirect_target(&url, &response)? else {
                 break response;
             };

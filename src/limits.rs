@@ -7,7 +7,7 @@
 //! entries are pruned, so memory stays bounded with millions of distinct hosts.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +43,9 @@ struct HostState {
     failures: AtomicU32,
     /// Set by `Retry-After`: no request to this host starts before it.
     paused_until: Mutex<Option<Instant>>,
+    /// Whether the host's first connection has shown what it speaks (see `probe`).
+    probed: AtomicBool,
+    probe: tokio::sync::Mutex<()>,
 }
 
 /// Request starts on a fixed grid, `interval` apart: each start reserves the next
@@ -118,6 +121,8 @@ impl Limits {
                     rate: self.host_rate.map(Pacer::new),
                     failures: AtomicU32::new(0),
                     paused_until: Mutex::new(None),
+                    probed: AtomicBool::new(false),
+                    probe: tokio::sync::Mutex::new(()),
                 });
                 hosts.map.insert(key.clone(), state.clone());
                 if hosts.map.len() >= hosts.prune_at {
@@ -189,7 +194,39 @@ impl Drop for Slot {
     }
 }
 
+/// The one request that finds out what a new https host speaks; dropping it (once
+/// the response head or an error arrived) lets the host's other requests go.
+pub struct Probe<'a> {
+    probed: &'a AtomicBool,
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        // Set on failure too: a dead host must not be probed one request at a time.
+        self.probed.store(true, Ordering::Release);
+    }
+}
+
 impl HostHandle {
+    /// Before a host's first response, send one request alone, as curl
+    /// `--parallel` does: if the server speaks HTTP/2 (ALPN), the others then
+    /// multiplex over that connection instead of each opening its own (and
+    /// doing its own TLS handshake). `Some` for the request that goes first.
+    pub async fn probe(&self) -> Option<Probe<'_>> {
+        if self.state.probed.load(Ordering::Acquire) {
+            return None;
+        }
+        let turn = self.state.probe.lock().await;
+        if self.state.probed.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(Probe {
+            probed: &self.state.probed,
+            _turn: turn,
+        })
+    }
+
     /// `Some(n)` when the host's circuit breaker is open after `n` failures.
     pub fn circuit_open(&self) -> Option<u32> {
         let n = self.limits.breaker?;
@@ -325,6 +362,23 @@ mod tests {
         );
         h.record_response();
         assert_eq!(h2.circuit_open(), None);
+    }
+
+    #[tokio::test]
+    async fn one_request_probes_a_new_host_and_the_rest_wait_for_it() {
+        let l = limits(&[]);
+        let (a, b) = (l.host("a.test:443"), l.host("a.test:443"));
+        let first = a.probe().await.expect("the first request probes");
+        let waiting = tokio::spawn(async move { b.probe().await.is_none() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "the second waits for the probe");
+        drop(first);
+        assert!(
+            waiting.await.unwrap(),
+            "after the probe nobody probes again"
+        );
+        assert!(l.host("a.test:443").probe().await.is_none());
+        assert!(l.host("b.test:443").probe().await.is_some(), "per host");
     }
 
     #[tokio::test(start_paused = true)]

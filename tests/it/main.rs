@@ -4,6 +4,7 @@
 
 mod binary;
 mod fetching;
+mod http2;
 mod inputs;
 mod outputs;
 mod props;

@@ -184,15 +184,7 @@ async fn credentials_are_dropped_on_a_redirect_to_another_host() {
 
 /// A one-response-per-connection HTTPS server with a self-signed certificate.
 async fn tls_server() -> (u16, tokio::task::JoinHandle<()>) {
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
-        cert.signing_key.serialize_der().into(),
-    );
-    let config = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = crate::support::self_signed_tls(&[]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {

@@ -87,3 +87,18 @@ pub fn lines(urls: impl IntoIterator<Item = String>) -> String {
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_trawl")
 }
+
+/// A TLS server config with a fresh self-signed certificate for 127.0.0.1,
+/// offering the ALPN protocols `alpn` (e.g. `h2`).
+pub fn self_signed_tls(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
+        cert.signing_key.serialize_der().into(),
+    );
+    let mut config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
