@@ -168,9 +168,10 @@ def main():
 
     server = subprocess.Popen([SERVER], stdout=subprocess.PIPE, text=True)
     base = server.stdout.readline().strip()
+    tls = server.stdout.readline().strip()
     out = []
     try:
-        sections = scenarios(base, runs, scale, only)
+        sections = scenarios(base, tls, runs, scale, only)
         for title, body in sections:
             out.append(f"## {title}\n\n{body}\n")
     finally:
@@ -178,7 +179,7 @@ def main():
     write_report(out, runs, args)
 
 
-def scenarios(base, runs, scale, only):
+def scenarios(base, tls, runs, scale, only):
     def want(name):
         return not only or name in only
 
@@ -219,6 +220,32 @@ def scenarios(base, runs, scale, only):
         lines.append(f"\nServer counters over the whole scenario (all tools, all runs): {conns['requests']} requests "
                      f"on {conns['connections']} connections (connection reuse).")
         yield (f"{n} tiny responses, c=64", "\n".join(lines))
+
+    if want("h2"):
+        n = 20000 // scale
+        urls = [f"{tls}/b/16?i={i}" for i in ids(20000)]
+        lst = write_list("h2", urls)
+        tools = {"trawl": ([TRAWL, lst, "-c", "64", "-q", "--retries", "0", "--insecure"], None, False)}
+        if have("curl"):
+            cfg = write_list("h2.curl", urls, 'url = "{}"\noutput = "/dev/null"\n')
+            # Without --parallel-immediate curl waits for the first connection and multiplexes.
+            tools["curl --parallel"] = (["curl", "-sk", "--parallel", "--parallel-max", "64", "-K", cfg,
+                                         "-w", "%{json}\\n"], None, False)
+        if have("oha"):
+            tools["oha, 1 connection x 64 streams"] = (["oha", "-n", str(n), "-c", "1", "-p", "64", "--http2",
+                                                        "--insecure", "--no-tui", urls[0]], None, False)
+        res = run_scenario("h2", tools, runs)
+        rows = [table(res), "", "Connections each tool opened (one more run each, counted by the server):", ""]
+        for tool, (cmd, stdin, shell) in tools.items():
+            server_get(base, "/reset")
+            measure(cmd, stdin, shell)
+            # Minus the connection that asks for the counters.
+            conns = json.loads(server_get(base, "/stats"))["connections"] - 1
+            rows.append(f"- {tool}: {conns}")
+        if "curl --parallel" in res:
+            r = med(res["trawl"], "wall") / med(res["curl --parallel"], "wall")
+            rows.append(f"\ntrawl / curl --parallel = {r:.2f} (no target; HTTP/2 is not in the issue's table)")
+        yield (f"{n} tiny responses over HTTPS, HTTP/2 by ALPN, c=64", "\n".join(rows))
 
     if want("html"):
         n = 5000 // scale

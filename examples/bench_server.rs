@@ -1,7 +1,9 @@
 //! The benchmark's HTTP server: lean, on 127.0.0.1, with configurable latency and
 //! body size, and counters that verify connection reuse and rate limits from the
 //! server's side. Run: `cargo run --release --example bench_server [PORT]`; it
-//! prints `http://127.0.0.1:PORT` and serves until killed.
+//! prints `http://127.0.0.1:PORT`, then `https://127.0.0.1:PORT2` (the same routes
+//! over TLS with a self-signed certificate, HTTP/2 or HTTP/1.1 by ALPN), and
+//! serves until killed.
 //!
 //! GET /b/{size}?delay=MS       `size` bytes of binary data after `delay` ms
 //! GET /h/{id}?size=N&delay=MS  an HTML page of about N bytes with a <title>
@@ -110,9 +112,43 @@ async fn main() {
         .await
         .expect("bind");
     println!("http://{}", listener.local_addr().expect("address"));
+    let tls = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    println!("https://{}", tls.local_addr().expect("address"));
+    tokio::spawn(serve_tls(tls, app.clone(), counters.clone()));
     let listener = listener.tap_io(move |tcp| {
         let _ = tcp.set_nodelay(true);
         counters.connections.fetch_add(1, Ordering::Relaxed);
     });
     axum::serve(listener, app).await.expect("serve");
+}
+
+/// The same routes over TLS; HTTP/2 when the client offers it.
+async fn serve_tls(listener: tokio::net::TcpListener, app: Router, counters: Arc<Counters>) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
+        cert.signing_key.serialize_der().into(),
+    );
+    let mut config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("tls config");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    while let Ok((tcp, _)) = listener.accept().await {
+        let _ = tcp.set_nodelay(true);
+        counters.connections.fetch_add(1, Ordering::Relaxed);
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+        });
+    }
 }
