@@ -1,9 +1,14 @@
-//! Wiring only: input reader -> fetch stage -> process stage -> writer, connected by
+//! Wiring only: input reader -> fetch stage -> process lanes -> writer, connected by
 //! bounded channels. A closed channel is the next stage's signal to finish.
 //!
 //! Every job holds a slot of the `window` semaphore from the moment it is read
 //! until its record is written. That one bound keeps memory flat however long
 //! the input is, and bounds the reorder buffer of `--ordered`.
+//!
+//! A fetch task writes its record itself when processing is cheaper than a
+//! hand-off (a failure, nothing to process, a small body to hash); only bodies
+//! that need real CPU work go to the lanes: one long-lived blocking thread per
+//! core, pulling from a short queue.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,14 +20,16 @@ use crate::fetch::{Fetcher, Report};
 use crate::input::{self, Job, Source};
 use crate::output::Done;
 use crate::process;
-use crate::record::{self, Failure};
+use crate::record::{self, Failure, Record};
 use crate::resume::IndexSet;
 
-/// A fetched job on its way to processing.
-struct Fetched {
+/// A fetched body waiting for a processing lane. Its report still holds the
+/// request's concurrency slot, so bodies in memory stay bounded by
+/// `--concurrency` plus the queue and the lanes.
+struct Work {
     job: Job,
     report: Report,
-    slot: Option<OwnedSemaphorePermit>,
+    window: OwnedSemaphorePermit,
 }
 
 /// Stop controls shared by the stages.
@@ -42,6 +49,14 @@ pub fn window_size(cfg: &Config) -> usize {
     cfg.concurrency.get() * 4 + 1024
 }
 
+/// Where finished fetches go.
+#[derive(Clone)]
+struct Sinks {
+    cfg: Arc<Config>,
+    lanes: mpsc::Sender<Work>,
+    writer: mpsc::Sender<Done>,
+}
+
 /// Run every stage to completion. Returns the number of jobs read.
 pub async fn run(
     cfg: Arc<Config>,
@@ -53,10 +68,24 @@ pub async fn run(
     on_total: impl FnOnce(u64) + Send + 'static,
 ) -> anyhow::Result<u64> {
     let (job_tx, job_rx) = mpsc::channel::<Job>(CHANNEL);
-    // Fetched bodies wait here still holding their concurrency slot, so bodies in
-    // memory stay bounded by --concurrency whatever this depth (a throughput knob).
-    let (fetched_tx, fetched_rx) = mpsc::channel::<Fetched>(64);
     let window = Arc::new(Semaphore::new(window_size(&cfg)));
+    // Measured against a spawn_blocking per body under a semaphore sized to the
+    // cores: a finished lane takes its next body at once instead of through three
+    // thread wake-ups (permit, stage, pool), which left the cores ~14% idle on
+    // 600 x 1 MiB: 0.443 -> 0.400 s, medians of 9.
+    let (work_tx, work_rx) = mpsc::channel::<Work>(cores());
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let lanes: Vec<_> = (0..cores())
+        .map(|_| {
+            let (cfg, work, tx) = (cfg.clone(), work_rx.clone(), to_writer.clone());
+            tokio::task::spawn_blocking(move || lane(&cfg, &work, &tx))
+        })
+        .collect();
+    let sinks = Sinks {
+        cfg,
+        lanes: work_tx,
+        writer: to_writer,
+    };
 
     let reader = tokio::spawn({
         let halt = controls.halt.clone();
@@ -68,14 +97,13 @@ pub async fn run(
             read
         }
     });
-    let fetch = tokio::spawn(fetch_stage(
-        fetcher, job_rx, window, fetched_tx, controls, done,
-    ));
-    let process = tokio::spawn(process_stage(cfg, fetched_rx, to_writer));
+    let fetch = tokio::spawn(fetch_stage(fetcher, job_rx, window, sinks, controls, done));
 
     let read = reader.await?;
     fetch.await?;
-    process.await?;
+    for lane in lanes {
+        lane.await?;
+    }
     read
 }
 
@@ -83,7 +111,7 @@ async fn fetch_stage(
     fetcher: Arc<Fetcher>,
     mut jobs: mpsc::Receiver<Job>,
     window: Arc<Semaphore>,
-    tx: mpsc::Sender<Fetched>,
+    sinks: Sinks,
     controls: Controls,
     done: Option<Arc<IndexSet>>,
 ) {
@@ -101,7 +129,7 @@ async fn fetch_stage(
         let slot = tokio::select! {
             biased;
             _ = halt.cancelled() => {
-                let _ = tx.send(not_started(job)).await;
+                let _ = sinks.writer.send(not_started(&sinks.cfg, job)).await;
                 break;
             }
             slot = window.clone().acquire_owned() => slot.expect("window semaphore never closes"),
@@ -110,7 +138,7 @@ async fn fetch_stage(
             fetcher.clone(),
             job,
             slot,
-            tx.clone(),
+            sinks.clone(),
             controls.clone(),
         ));
     }
@@ -118,21 +146,20 @@ async fn fetch_stage(
     jobs.close();
     while let Some(job) = jobs.recv().await {
         if !is_done(&job) {
-            let _ = tx.send(not_started(job)).await;
+            let _ = sinks.writer.send(not_started(&sinks.cfg, job)).await;
         }
     }
 }
 
-fn not_started(job: Job) -> Fetched {
+fn not_started(cfg: &Config, job: Job) -> Done {
     let report = match &job.request {
         Err(failure) => Report::failed(failure.clone()),
         Ok(_) => Report::failed(Failure::Cancelled(
             "not started: the run was stopped".into(),
         )),
     };
-    Fetched {
-        job,
-        report,
+    Done {
+        record: record::assemble(cfg, job, report, None),
         slot: None,
     }
 }
@@ -140,11 +167,11 @@ fn not_started(job: Job) -> Fetched {
 async fn fetch_one(
     fetcher: Arc<Fetcher>,
     job: Job,
-    slot: OwnedSemaphorePermit,
-    tx: mpsc::Sender<Fetched>,
+    window: OwnedSemaphorePermit,
+    sinks: Sinks,
     controls: Controls,
 ) {
-    let report = match &job.request {
+    let mut report = match &job.request {
         Err(failure) => Report::failed(failure.clone()),
         Ok(request) => tokio::select! {
             biased;
@@ -154,67 +181,32 @@ async fn fetch_one(
             report = Box::pin(fetcher.fetch(request, &controls.halt)) => report,
         },
     };
-    let _ = tx
-        .send(Fetched {
-            job,
-            report,
-            slot: Some(slot),
+    let cfg = &sinks.cfg;
+    let heavy = match &report.body {
+        Ok(body) => process::needed(cfg) && !process::is_light(cfg, body.len()),
+        Err(_) => false,
+    };
+    if heavy {
+        let _ = sinks
+            .lanes
+            .send(Work {
+                job,
+                report,
+                window,
+            })
+            .await;
+        return;
+    }
+    // Cheaper here than a hand-off to another thread (measured: 18 µs a record).
+    drop(report.slot.take());
+    let record = processed(cfg, job, report);
+    let _ = sinks
+        .writer
+        .send(Done {
+            record,
+            slot: Some(window),
         })
         .await;
-}
-
-/// A fetched body waiting for a processing lane.
-struct Work {
-    job: Job,
-    report: Report,
-    slot: Option<OwnedSemaphorePermit>,
-}
-
-async fn process_stage(cfg: Arc<Config>, mut rx: mpsc::Receiver<Fetched>, tx: mpsc::Sender<Done>) {
-    // One long-lived blocking thread per core pulls bodies from a short queue.
-    // Measured against a spawn_blocking per body under a semaphore sized to the
-    // cores: a finished lane takes its next body at once instead of through three
-    // thread wake-ups (permit, stage, pool), which left the cores ~14% idle on
-    // 600 x 1 MiB: 0.443 -> 0.400 s, medians of 9.
-    let lanes = cores();
-    let (work_tx, work_rx) = mpsc::channel::<Work>(lanes);
-    let work_rx = Arc::new(Mutex::new(work_rx));
-    let workers: Vec<_> = (0..lanes)
-        .map(|_| {
-            let (cfg, work, tx) = (cfg.clone(), work_rx.clone(), tx.clone());
-            tokio::task::spawn_blocking(move || lane(&cfg, &work, &tx))
-        })
-        .collect();
-    while let Some(Fetched {
-        job,
-        mut report,
-        slot,
-    }) = rx.recv().await
-    {
-        // Handed over: the request's concurrency slot can go to the next one.
-        drop(report.slot.take());
-        let light = match &report.body {
-            Ok(body) if process::needed(&cfg) => process::is_light(&cfg, body.len()),
-            _ => {
-                let record = record::assemble(&cfg, job, report, None);
-                let _ = tx.send(Done { record, slot }).await;
-                continue;
-            }
-        };
-        if light {
-            // Cheaper here than a hand-off to another thread (measured: 18 µs a record).
-            let record = processed(&cfg, job, report);
-            let _ = tx.send(Done { record, slot }).await;
-            continue;
-        }
-        if work_tx.send(Work { job, report, slot }).await.is_err() {
-            break;
-        }
-    }
-    drop(work_tx);
-    for worker in workers {
-        let _ = worker.await;
-    }
 }
 
 /// A processing lane: runs on the blocking pool until the queue closes.
@@ -225,25 +217,38 @@ fn lane(cfg: &Config, work: &Mutex<mpsc::Receiver<Work>>, tx: &mpsc::Sender<Done
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .blocking_recv();
-        let Some(Work { job, report, slot }) = next else {
+        let Some(Work {
+            job,
+            mut report,
+            window,
+        }) = next
+        else {
             return;
         };
+        // Handed over: the request's concurrency slot can go to the next one.
+        drop(report.slot.take());
         let record = processed(cfg, job, report);
-        if tx.blocking_send(Done { record, slot }).is_err() {
+        if tx
+            .blocking_send(Done {
+                record,
+                slot: Some(window),
+            })
+            .is_err()
+        {
             return;
         }
     }
 }
 
-/// The record of a fetched body after processing; a panic in processing becomes
-/// a `process` failure in the record.
-fn processed(cfg: &Config, job: Job, report: Report) -> record::Record {
+/// The record of a fetch: the body processed (if there is one and anything to
+/// do); a panic in processing becomes a `process` failure in the record.
+fn processed(cfg: &Config, job: Job, report: Report) -> Record {
     let result = match &report.body {
-        Ok(body) => {
+        Ok(body) if process::needed(cfg) => {
             let content_type = report.head.as_ref().and_then(|h| h.content_type.as_deref());
             guarded(|| process::process(cfg, content_type, body))
         }
-        Err(_) => return record::assemble(cfg, job, report, None),
+        _ => return record::assemble(cfg, job, report, None),
     };
     record::assemble(cfg, job, report, Some(result))
 }
@@ -252,7 +257,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// Run light CPU work here; a panic in it becomes a `process` failure.
+/// Run CPU work here; a panic in it becomes a `process` failure.
 pub fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, Failure> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(panic_failure)
 }
