@@ -5,12 +5,14 @@
 //! until its record is written. That one bound keeps memory flat however long
 //! the input is, and bounds the reorder buffer of `--ordered`.
 //!
-//! A fetch task writes its record itself when processing is cheaper than a
-//! hand-off (a failure, nothing to process, a small body to hash); only bodies
+//! Fetches run as futures polled by one driver task per core. A fetch writes
+//! its record itself when processing is cheaper than a hand-off (a failure, nothing to process, a small body to hash); only bodies
 //! that need real CPU work go to the lanes: one long-lived blocking thread per
 //! core, pulling from a short queue.
 
 use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -107,46 +109,107 @@ pub async fn run(
     read
 }
 
+/// The fetch stage: one driver task per core, each running its share of the
+/// fetches as futures it polls itself. Measured against a `tokio::spawn` per
+/// fetch: a bare reqwest loop over 20k tiny responses used 0.67 s of CPU with a
+/// task per request and 0.50 s with the requests polled together in one task
+/// (a spawned task is woken across threads for each step of its request); trawl
+/// itself went from 0.80 to 0.76 s of CPU (medians of 21), and one driver alone
+/// was slower in wall time than one per core.
 async fn fetch_stage(
     fetcher: Arc<Fetcher>,
-    mut jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<Job>,
     window: Arc<Semaphore>,
     sinks: Sinks,
     controls: Controls,
     done: Option<Arc<IndexSet>>,
 ) {
-    let halt = &controls.halt;
-    let is_done = |job: &Job| done.as_ref().is_some_and(|d| d.contains(job.index));
-    loop {
-        let job = tokio::select! {
-            biased;
-            _ = halt.cancelled() => break,
-            job = jobs.recv() => match job { Some(job) => job, None => return },
-        };
-        if is_done(&job) {
-            continue;
-        }
-        let slot = tokio::select! {
-            biased;
-            _ = halt.cancelled() => {
-                let _ = sinks.writer.send(not_started(&sinks.cfg, job)).await;
-                break;
-            }
-            slot = window.clone().acquire_owned() => slot.expect("window semaphore never closes"),
-        };
-        tokio::spawn(fetch_one(
-            fetcher.clone(),
-            job,
-            slot,
-            sinks.clone(),
-            controls.clone(),
-        ));
+    let feed = Arc::new(Feed {
+        jobs: tokio::sync::Mutex::new(jobs),
+        window,
+        halt: controls.halt.clone(),
+        done,
+    });
+    let drivers: Vec<_> = (0..cores())
+        .map(|_| {
+            tokio::spawn(drive(
+                fetcher.clone(),
+                feed.clone(),
+                sinks.clone(),
+                controls.clone(),
+            ))
+        })
+        .collect();
+    for driver in drivers {
+        let _ = driver.await;
     }
     // Stopped: every job already read still gets its one record.
+    let mut jobs = feed.jobs.lock().await;
     jobs.close();
     while let Some(job) = jobs.recv().await {
-        if !is_done(&job) {
+        if !feed.is_done(&job) {
             let _ = sinks.writer.send(not_started(&sinks.cfg, job)).await;
+        }
+    }
+}
+
+/// Where drivers take their next job from.
+struct Feed {
+    jobs: tokio::sync::Mutex<mpsc::Receiver<Job>>,
+    window: Arc<Semaphore>,
+    halt: CancellationToken,
+    done: Option<Arc<IndexSet>>,
+}
+
+impl Feed {
+    fn is_done(&self, job: &Job) -> bool {
+        self.done.as_ref().is_some_and(|d| d.contains(job.index))
+    }
+
+    /// The next job to fetch with its window slot; `None` at the end of the input
+    /// or once the run is stopped. The slot is taken first, so a job is never
+    /// received and then dropped.
+    async fn next(&self) -> Option<(Job, OwnedSemaphorePermit)> {
+        let slot = tokio::select! {
+            biased;
+            _ = self.halt.cancelled() => return None,
+            slot = self.window.clone().acquire_owned() => slot.expect("window semaphore never closes"),
+        };
+        let mut jobs = tokio::select! {
+            biased;
+            _ = self.halt.cancelled() => return None,
+            jobs = self.jobs.lock() => jobs,
+        };
+        loop {
+            let job = tokio::select! {
+                biased;
+                _ = self.halt.cancelled() => return None,
+                job = jobs.recv() => job?,
+            };
+            if !self.is_done(&job) {
+                return Some((job, slot));
+            }
+        }
+    }
+}
+
+/// Run fetches as they come until the feed ends and every fetch has finished.
+async fn drive(fetcher: Arc<Fetcher>, feed: Arc<Feed>, sinks: Sinks, controls: Controls) {
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    let mut next = Some(Box::pin(feed.next()));
+    loop {
+        tokio::select! {
+            Some(()) = running.next(), if !running.is_empty() => {}
+            job = async { next.as_mut().expect("guarded by the if").await }, if next.is_some() => {
+                match job {
+                    Some((job, slot)) => {
+                        running.push(fetch_one(fetcher.clone(), job, slot, sinks.clone(), controls.clone()));
+                        next = Some(Box::pin(feed.next()));
+                    }
+                    None => next = None,
+                }
+            }
+            else => return,
         }
     }
 }
