@@ -6,9 +6,10 @@
 //! the input is, and bounds the reorder buffer of `--ordered`.
 //!
 //! Fetches run as futures polled by one driver task per core. A fetch writes
-//! its record itself when processing is cheaper than a hand-off (a failure, nothing to process, a small body to hash); only bodies
-//! that need real CPU work go to the lanes: one long-lived blocking thread per
-//! core, pulling from a short queue.
+//! its record itself when processing is cheaper than a hand-off (a failure,
+//! nothing to process, a small body to hash); only bodies that need real CPU
+//! work go to the lanes: one long-lived blocking thread per core, pulling from
+//! a short queue.
 
 use std::sync::{Arc, Mutex};
 
