@@ -25,6 +25,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 
 struct Counters {
+    timer: PreciseTimer,
     started: Instant,
     connections: AtomicU64,
     requests: AtomicU64,
@@ -42,7 +43,76 @@ async fn arrive(c: &Counters, q: &Params) {
         c.arrivals.lock().unwrap().push(at);
     }
     if let Some(ms) = q.get("delay").and_then(|v| v.parse::<u64>().ok()) {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+        c.timer.sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// Delays accurate to well under a millisecond. tokio's timer works in 1 ms
+/// ticks and fired `delay=100` after 100.6-101.8 ms (curl's time to first
+/// byte), which would count against every client in the latency scenarios,
+/// whose ideal is N x delay / concurrency. One thread keeps the deadlines and
+/// waits for the next with a futex timeout (`recv_timeout`).
+struct PreciseTimer {
+    tx: Mutex<std::sync::mpsc::Sender<Due>>,
+}
+
+struct Due {
+    at: Instant,
+    done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    /// Reversed, so the max-heap pops the earliest deadline.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.at.cmp(&self.at)
+    }
+}
+
+impl PreciseTimer {
+    fn start() -> PreciseTimer {
+        use std::sync::mpsc::RecvTimeoutError;
+        let (tx, rx) = std::sync::mpsc::channel::<Due>();
+        std::thread::spawn(move || {
+            let mut heap = std::collections::BinaryHeap::new();
+            loop {
+                let now = Instant::now();
+                while heap.peek().is_some_and(|d: &Due| d.at <= now) {
+                    let _ = heap.pop().expect("peeked").done.send(());
+                }
+                let next = match heap.peek() {
+                    Some(d) => rx.recv_timeout(d.at - now),
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match next {
+                    Ok(due) => heap.push(due),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        });
+        PreciseTimer { tx: Mutex::new(tx) }
+    }
+
+    async fn sleep(&self, d: Duration) {
+        let (done, fired) = tokio::sync::oneshot::channel();
+        let due = Due {
+            at: Instant::now() + d,
+            done,
+        };
+        if self.tx.lock().unwrap().send(due).is_ok() {
+            let _ = fired.await;
+        }
     }
 }
 
@@ -95,6 +165,7 @@ async fn main() {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     let counters = Arc::new(Counters {
+        timer: PreciseTimer::start(),
         started: Instant::now(),
         connections: AtomicU64::new(0),
         requests: AtomicU64::new(0),
