@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::cli::InputSpec;
+use crate::cli::{InputSpec, Shard};
 use crate::record::Failure;
 
 /// Longest input line accepted; longer lines become `invalid_input` records
@@ -36,6 +36,18 @@ pub struct Job {
     pub input: String,
     pub id: Option<Value>,
     pub request: Result<Request, Failure>,
+}
+
+impl Job {
+    /// What `--shard` splits by: the host name (so a host's URLs stay together on
+    /// one machine, whatever the scheme or port), or the line itself when it is
+    /// not a usable URL.
+    pub fn shard_key(&self) -> &str {
+        match &self.request {
+            Ok(request) => request.url.host_str().unwrap_or(&self.input),
+            Err(_) => &self.input,
+        }
+    }
 }
 
 /// A request to make. Unset parts fall back to the command-line options.
@@ -81,22 +93,25 @@ pub async fn open(specs: &[InputSpec]) -> anyhow::Result<Vec<Source>> {
     Ok(sources)
 }
 
-/// Read all sources in order and send one `Job` per non-skipped line.
+/// Read all sources in order and send one `Job` per non-skipped line, or with
+/// `shard` only the jobs of that share (indices still count every line).
 /// Returns the number of jobs sent. Stops early when `stop` is cancelled or the
 /// receiver is gone.
 pub async fn read_jobs(
     sources: Vec<Source>,
     tx: mpsc::Sender<Job>,
     stop: CancellationToken,
+    shard: Option<Shard>,
 ) -> anyhow::Result<u64> {
     let mut index = 0u64;
+    let mut sent = 0u64;
     let mut buf = Vec::with_capacity(1024);
     for mut source in sources {
         let mut line_no = 0u64;
         loop {
             let line = tokio::select! {
                 biased;
-                _ = stop.cancelled() => return Ok(index),
+                _ = stop.cancelled() => return Ok(sent),
                 line = next_line(&mut source.reader, &mut buf, MAX_LINE) => line,
             };
             let line = line.with_context(|| format!("reading input '{}'", source.name))?;
@@ -113,13 +128,17 @@ pub async fn read_jobs(
                 id,
                 request,
             };
-            if tx.send(job).await.is_err() {
-                return Ok(index);
-            }
             index += 1;
+            if shard.is_some_and(|shard| !shard.owns(job.shard_key())) {
+                continue;
+            }
+            if tx.send(job).await.is_err() {
+                return Ok(sent);
+            }
+            sent += 1;
         }
     }
-    Ok(index)
+    Ok(sent)
 }
 
 /// What `next_line` found.

@@ -91,9 +91,9 @@ pub async fn run(
     };
 
     let reader = tokio::spawn({
-        let halt = controls.halt.clone();
+        let (halt, shard) = (controls.halt.clone(), sinks.cfg.shard);
         async move {
-            let read = input::read_jobs(sources, job_tx, halt).await;
+            let read = input::read_jobs(sources, job_tx, halt, shard).await;
             if let Ok(total) = &read {
                 on_total(*total);
             }

@@ -154,3 +154,50 @@ async fn the_mixed_fixture_yields_the_expected_records() {
     assert_eq!(run.at(4).redirects, Some(2));
     assert_eq!(run.at(5).id, Some(serde_json::json!(["any", "json"])));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_a_list_by_host_and_cover_it_exactly_once() {
+    let server = Server::start().await.unwrap();
+    let mut lines = Vec::new();
+    for i in 0..40 {
+        // Hosts that never answer (.invalid fails fast in DNS): only the split matters.
+        lines.push(format!("http://h{}.invalid/page/{i}", i % 8));
+        lines.push(format!("https://h{}.invalid:8443/other/{i}", i % 8));
+    }
+    lines.push(server.url("/fast"));
+    lines.push("not a url".into());
+    lines.push("ftp://h1.invalid/file".into());
+    let input = crate::support::lines(lines.clone());
+    let n = lines.len() as u64;
+
+    let mut owner = std::collections::HashMap::new();
+    let mut seen = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let run = run(&["--shard", &shard, "--retries", "0"], &input).await;
+        assert_eq!(run.outcome.summary.total, run.records.len() as u64);
+        for r in &run.records {
+            seen.push(r.index);
+            assert_eq!(r.input, lines[r.index as usize], "indices count every line");
+            let host = r.url.as_deref().and_then(|u| url::Url::parse(u).ok());
+            if let Some(host) = host.and_then(|u| u.host_str().map(str::to_owned)) {
+                let first = owner.entry(host.clone()).or_insert(k);
+                assert_eq!(*first, k, "{host} split across shards");
+            }
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..n).collect::<Vec<_>>(),
+        "each input in exactly one shard"
+    );
+    assert!(
+        owner
+            .values()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 1,
+        "all hosts in one shard"
+    );
+}
