@@ -161,6 +161,16 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Processing")]
     pub body: bool,
 
+    /// Every match of a regular expression in the body (its first capture group
+    /// when it has one), as `matches`.
+    #[arg(long, value_name = "RE", help_heading = "Processing")]
+    pub regex: Option<String>,
+
+    /// Text of the HTML elements matching a CSS selector, as `select`; with
+    /// `SELECTOR@attr`, that attribute's values instead (e.g. 'a@href').
+    #[arg(long, value_name = "CSS", help_heading = "Processing")]
+    pub select: Option<String>,
+
     /// Write records to PATH instead of stdout.
     #[arg(
         short = 'o',
@@ -345,6 +355,8 @@ pub struct Config {
     pub hash: HashKind,
     pub title: bool,
     pub body: bool,
+    pub regex: Option<crate::extract::Pattern>,
+    pub select: Option<crate::extract::Select>,
     pub output: Option<PathBuf>,
     pub errors: Option<PathBuf>,
     pub ordered: bool,
@@ -449,6 +461,18 @@ impl RunArgs {
             hash: self.hash,
             title: self.title,
             body: self.body,
+            regex: self
+                .regex
+                .as_deref()
+                .map(crate::extract::Pattern::parse)
+                .transpose()
+                .map_err(usage_error)?,
+            select: self
+                .select
+                .as_deref()
+                .map(crate::extract::Select::parse)
+                .transpose()
+                .map_err(usage_error)?,
             output: self.output,
             errors: self.errors,
             ordered: self.ordered,

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod extract;
 pub mod fetch;
 pub mod input;
 pub mod limits;

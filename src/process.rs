@@ -15,6 +15,8 @@ pub struct Processed {
     pub sha256: Option<String>,
     pub blake3: Option<String>,
     pub title: Option<String>,
+    pub matches: Option<Vec<String>>,
+    pub select: Option<Vec<String>>,
     pub body: Option<String>,
     /// `body` holds base64 because the bytes are not UTF-8.
     pub body_base64: bool,
@@ -22,7 +24,12 @@ pub struct Processed {
 
 /// Whether `process` has anything to do for this configuration.
 pub fn needed(cfg: &Config) -> bool {
-    cfg.hash != HashKind::None || cfg.title || cfg.body
+    cfg.hash != HashKind::None || needs_whole_body(cfg)
+}
+
+/// Whether anything beyond hashing is asked for (which needs the body in one piece).
+fn needs_whole_body(cfg: &Config) -> bool {
+    cfg.title || cfg.body || cfg.regex.is_some() || cfg.select.is_some()
 }
 
 /// Bodies up to this size (without `--title`) are processed where they arrive:
@@ -31,7 +38,7 @@ const LIGHT_BODY: usize = 8 * 1024;
 
 /// Whether processing this body is too cheap to be worth a blocking thread.
 pub fn is_light(cfg: &Config, len: usize) -> bool {
-    !cfg.title && len <= LIGHT_BODY
+    !(cfg.title || cfg.regex.is_some() || cfg.select.is_some()) && len <= LIGHT_BODY
 }
 
 pub fn process(cfg: &Config, content_type: Option<&str>, body: &Body) -> Processed {
@@ -51,13 +58,20 @@ pub fn process(cfg: &Config, content_type: Option<&str>, body: &Body) -> Process
         }
         HashKind::None => {}
     }
-    if !(cfg.title || cfg.body) {
+    if !needs_whole_body(cfg) {
         return out;
     }
     let body = body.contiguous();
     let body = body.as_ref();
     if cfg.title {
         out.title = title(content_type, body);
+    }
+    if let Some(pattern) = &cfg.regex {
+        out.matches = Some(pattern.matches(body));
+    }
+    if let Some(select) = &cfg.select {
+        let (text, _, _) = html_encoding(content_type, body).decode(body);
+        out.select = Some(select.select(&text));
     }
     if cfg.body {
         match std::str::from_utf8(body) {
@@ -77,17 +91,22 @@ pub fn process(cfg: &Config, content_type: Option<&str>, body: &Body) -> Process
 pub fn title(content_type: Option<&str>, body: &[u8]) -> Option<String> {
     let end = find_ascii_ci(body, b"</title")?;
     let prefix = &body[..(end + b"</title>".len()).min(body.len())];
-    let encoding = content_type
-        .and_then(charset_param)
-        .or_else(|| meta_charset(&body[..body.len().min(1024)]))
-        .and_then(|label| Encoding::for_label(label.as_bytes()))
-        .unwrap_or(encoding_rs::UTF_8);
-    let (text, _, _) = encoding.decode(prefix);
+    let (text, _, _) = html_encoding(content_type, body).decode(prefix);
     let doc = scraper::Html::parse_document(&text);
     let selector = scraper::Selector::parse("title").expect("static selector");
     let raw: String = doc.select(&selector).next()?.text().collect();
-    let title = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    let title = crate::extract::collapse(&raw);
     (!title.is_empty()).then_some(title)
+}
+
+/// An HTML body's charset: Content-Type, then a `<meta charset>` in the first
+/// 1024 bytes, then UTF-8.
+fn html_encoding(content_type: Option<&str>, body: &[u8]) -> &'static Encoding {
+    content_type
+        .and_then(charset_param)
+        .or_else(|| meta_charset(&body[..body.len().min(1024)]))
+        .and_then(|label| Encoding::for_label(label.as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8)
 }
 
 /// `charset=...` from a Content-Type value.

@@ -152,6 +152,12 @@ pub struct Record {
     pub blake3: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// `--select`: the selected texts or attribute values, at most 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<Vec<String>>,
+    /// `--regex`: the matches (empty when none), at most 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// `"base64"` when `body` is not UTF-8 text.
@@ -207,6 +213,8 @@ pub fn assemble(
             r.sha256 = p.sha256;
             r.blake3 = p.blake3;
             r.title = p.title;
+            r.matches = p.matches;
+            r.select = p.select;
             r.body = p.body;
             r.body_encoding = p.body_base64.then(|| "base64".to_owned());
         }

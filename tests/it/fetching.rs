@@ -203,6 +203,41 @@ async fn processing_hashes_titles_and_bodies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regex_and_select_extract_from_bodies() {
+    let server = Server::start().await.unwrap();
+    let input = lines([
+        server.url("/html/3?size=300"),
+        server.url("/latin1"),
+        server.url("/fast"),
+    ]);
+    let run = run(
+        &["--select", "p.row a@href", "--regex", r"page (\d+)"],
+        input.clone(),
+    )
+    .await;
+    let page = run.at(0);
+    assert!(page.ok, "{page:?}");
+    let links = page.select.as_ref().expect("select on every body");
+    assert!(
+        !links.is_empty() && links.iter().all(|l| l == "/html/4"),
+        "{links:?}"
+    );
+    let numbers = page.matches.as_ref().expect("matches on every body");
+    assert_eq!(numbers.len(), links.len(), "one row per link: {numbers:?}");
+    assert!(numbers.iter().all(|n| n == "3"));
+    // Nothing found is an empty list, not an absent field.
+    assert_eq!(run.at(2).select.as_deref(), Some(&[][..]));
+    assert_eq!(run.at(2).matches.as_deref(), Some(&[][..]));
+
+    // Element text, decoded with the page's charset (ISO-8859-1 here).
+    let run = crate::support::run(&["--select", "title, body"], input).await;
+    assert_eq!(
+        run.at(1).select.as_deref(),
+        Some(&["Café & Crème".to_owned(), "été".to_owned()][..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ok_status_decides_ok() {
     let server = Server::start().await.unwrap();
     let input = lines([
