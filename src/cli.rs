@@ -171,6 +171,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "CSS", help_heading = "Processing")]
     pub select: Option<String>,
 
+    /// Save each accepted body to DIR/xx/SHA256 (named by content, never by the
+    /// URL; identical bodies are stored once), as `saved`.
+    #[arg(long, value_name = "DIR", help_heading = "Processing")]
+    pub save: Option<PathBuf>,
+
     /// Write records to PATH instead of stdout.
     #[arg(
         short = 'o',
@@ -357,6 +362,7 @@ pub struct Config {
     pub body: bool,
     pub regex: Option<crate::extract::Pattern>,
     pub select: Option<crate::extract::Select>,
+    pub save: Option<PathBuf>,
     pub output: Option<PathBuf>,
     pub errors: Option<PathBuf>,
     pub ordered: bool,
@@ -473,6 +479,7 @@ impl RunArgs {
                 .map(crate::extract::Select::parse)
                 .transpose()
                 .map_err(usage_error)?,
+            save: self.save,
             output: self.output,
             errors: self.errors,
             ordered: self.ordered,

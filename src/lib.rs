@@ -103,6 +103,10 @@ pub async fn run(
         false => None,
     };
     let outputs = output::Outputs::open(&cfg)?;
+    if let Some(dir) = &cfg.save {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create --save directory '{}'", dir.display()))?;
+    }
     // Created now, so a bad path fails before the run rather than after it.
     let summary_file = match &cfg.summary {
         Some(path) => Some((

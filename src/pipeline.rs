@@ -310,7 +310,11 @@ fn processed(cfg: &Config, job: Job, report: Report) -> Record {
     let result = match &report.body {
         Ok(body) if process::needed(cfg) => {
             let content_type = report.head.as_ref().and_then(|h| h.content_type.as_deref());
-            guarded(|| process::process(cfg, content_type, body))
+            let accepted = report
+                .head
+                .as_ref()
+                .is_some_and(|h| cfg.ok_status.contains(h.status.as_u16()));
+            guarded(|| process::process(cfg, content_type, accepted, body)).and_then(|p| p)
         }
         _ => return record::assemble(cfg, job, report, None),
     };

@@ -2,12 +2,16 @@
 //! Plain synchronous Rust with no tokio in it; the pipeline runs it on the blocking
 //! pool, in one lane per core (small bodies where they arrive).
 
+use std::io::Write;
+use std::path::Path;
+
 use base64::Engine;
 use encoding_rs::Encoding;
 use sha2::Digest;
 
 use crate::cli::{Config, HashKind};
 use crate::fetch::Body;
+use crate::record::Failure;
 
 /// What processing adds to a record.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -17,6 +21,7 @@ pub struct Processed {
     pub title: Option<String>,
     pub matches: Option<Vec<String>>,
     pub select: Option<Vec<String>>,
+    pub saved: Option<String>,
     pub body: Option<String>,
     /// `body` holds base64 because the bytes are not UTF-8.
     pub body_base64: bool,
@@ -24,7 +29,7 @@ pub struct Processed {
 
 /// Whether `process` has anything to do for this configuration.
 pub fn needed(cfg: &Config) -> bool {
-    cfg.hash != HashKind::None || needs_whole_body(cfg)
+    cfg.hash != HashKind::None || cfg.save.is_some() || needs_whole_body(cfg)
 }
 
 /// Whether anything beyond hashing is asked for (which needs the body in one piece).
@@ -38,17 +43,21 @@ const LIGHT_BODY: usize = 8 * 1024;
 
 /// Whether processing this body is too cheap to be worth a blocking thread.
 pub fn is_light(cfg: &Config, len: usize) -> bool {
-    !(cfg.title || cfg.regex.is_some() || cfg.select.is_some()) && len <= LIGHT_BODY
+    let heavy = cfg.title || cfg.regex.is_some() || cfg.select.is_some() || cfg.save.is_some();
+    !heavy && len <= LIGHT_BODY
 }
 
-pub fn process(cfg: &Config, content_type: Option<&str>, body: &Body) -> Processed {
+/// Process one body. `accepted`: its status is accepted by `--ok-status` (only
+/// such bodies are saved). Fails only when `--save` cannot write the file.
+pub fn process(
+    cfg: &Config,
+    content_type: Option<&str>,
+    accepted: bool,
+    body: &Body,
+) -> Result<Processed, Failure> {
     let mut out = Processed::default();
     match cfg.hash {
-        HashKind::Sha256 => {
-            let mut hasher = sha2::Sha256::new();
-            body.chunks().iter().for_each(|c| hasher.update(c));
-            out.sha256 = Some(hex::encode(hasher.finalize()));
-        }
+        HashKind::Sha256 => out.sha256 = Some(sha256_hex(body)),
         HashKind::Blake3 => {
             let mut hasher = blake3::Hasher::new();
             body.chunks().iter().for_each(|c| {
@@ -58,8 +67,14 @@ pub fn process(cfg: &Config, content_type: Option<&str>, body: &Body) -> Process
         }
         HashKind::None => {}
     }
+    if let Some(dir) = &cfg.save
+        && accepted
+    {
+        let name = out.sha256.clone().unwrap_or_else(|| sha256_hex(body));
+        out.saved = Some(save(dir, &name, body)?);
+    }
     if !needs_whole_body(cfg) {
-        return out;
+        return Ok(out);
     }
     let body = body.contiguous();
     let body = body.as_ref();
@@ -82,7 +97,37 @@ pub fn process(cfg: &Config, content_type: Option<&str>, body: &Body) -> Process
             }
         }
     }
-    out
+    Ok(out)
+}
+
+fn sha256_hex(body: &Body) -> String {
+    let mut hasher = sha2::Sha256::new();
+    body.chunks().iter().for_each(|c| hasher.update(c));
+    hex::encode(hasher.finalize())
+}
+
+/// Store `body` as `dir/<first 2 hex digits>/<sha256 hex>` unless that file
+/// exists (same name, same content). Written to a temporary name and renamed,
+/// so a crash never leaves a partial file under a content name.
+fn save(dir: &Path, sha256: &str, body: &Body) -> Result<String, Failure> {
+    let failed = |what: &str, e: std::io::Error| Failure::Io(format!("--save: {what}: {e}"));
+    let sub = dir.join(&sha256[..2]);
+    let path = sub.join(sha256);
+    if !path.exists() {
+        std::fs::create_dir_all(&sub).map_err(|e| failed("creating the directory", e))?;
+        let tmp = sub.join(format!(
+            ".{sha256}.{}.{}.tmp",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut file| body.chunks().iter().try_for_each(|c| file.write_all(c)));
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(failed("writing the body", e));
+        }
+    }
+    Ok(path.display().to_string())
 }
 
 /// The document's `<title>`, decoded with the body's charset (Content-Type, then a
@@ -195,7 +240,10 @@ mod tests {
             .map(Bytes::from_static)
             .into_iter()
             .collect();
-        let (a, b) = (process(&cfg, None, &whole), process(&cfg, None, &parts));
+        let (a, b) = (
+            process(&cfg, None, true, &whole).unwrap(),
+            process(&cfg, None, true, &parts).unwrap(),
+        );
         assert_eq!(a, b);
         assert_eq!(
             a.sha256.as_deref(),

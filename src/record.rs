@@ -158,6 +158,9 @@ pub struct Record {
     /// `--regex`: the matches (empty when none), at most 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matches: Option<Vec<String>>,
+    /// `--save`: where the body was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// `"base64"` when `body` is not UTF-8 text.
@@ -215,6 +218,7 @@ pub fn assemble(
             r.title = p.title;
             r.matches = p.matches;
             r.select = p.select;
+            r.saved = p.saved;
             r.body = p.body;
             r.body_encoding = p.body_base64.then(|| "base64".to_owned());
         }

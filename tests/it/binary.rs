@@ -54,6 +54,7 @@ async fn bad_flag_values_exit_2_with_nothing_on_stdout() {
         // Outputs are created before anything is fetched.
         &["-o", "/nonexistent-dir/out.jsonl"],
         &["--summary", "/nonexistent-dir/summary.json"],
+        &["--save", "/dev/null/bodies"],
     ] {
         let out = trawl(args, "").await;
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);

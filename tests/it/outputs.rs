@@ -1,5 +1,7 @@
-//! The writer: the errors stream, ordering, the summary file and the exit decision.
+//! The writer: the errors stream, ordering, the summary file and the exit decision;
+//! and the files `--save` writes.
 
+use sha2::Digest;
 use trawl::Exit;
 use trawl::record::ErrorKind;
 
@@ -111,4 +113,50 @@ async fn a_long_list_yields_one_record_per_line() {
     let run = run(&["-c", "64", "--retries", "0"], input).await;
     assert_one_per_index(&run.records, 3000);
     assert_eq!(run.outcome.summary.ok, 2400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_stores_accepted_bodies_by_content() {
+    let server = Server::start().await.unwrap();
+    let input = lines([
+        server.url("/fast"),
+        server.url("/fast?again"), // the same body: stored once
+        server.url("/bytes/100000"),
+        server.url("/status/404"), // not accepted: not saved
+    ]);
+    let run = run(&["--save", "{dir}/bodies", "--hash", "blake3"], input).await;
+    let root = run.path("bodies");
+    for i in [0, 1, 2] {
+        let r = run.at(i);
+        let saved = std::path::PathBuf::from(r.saved.as_deref().expect("saved"));
+        let body = std::fs::read(&saved).unwrap();
+        let sha = hex::encode(sha2::Sha256::digest(&body));
+        assert_eq!(saved, root.join(&sha[..2]).join(&sha), "named by content");
+        assert_eq!(body.len() as u64, r.bytes.unwrap());
+        assert_eq!(
+            r.blake3.as_deref(),
+            Some(blake3::hash(&body).to_hex().as_str())
+        );
+    }
+    assert_eq!(run.at(0).saved, run.at(1).saved);
+    assert_eq!(run.at(3).saved, None);
+    let files: Vec<_> = walk(&root);
+    assert_eq!(
+        files.len(),
+        2,
+        "{files:?}: no duplicates, no temporary files"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
