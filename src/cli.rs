@@ -161,6 +161,11 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Processing")]
     pub body: bool,
 
+    /// Run a jq filter on each body parsed as JSON; its outputs become `jq` (a
+    /// body that is not JSON, or a filter error, fails the record with `process`).
+    #[arg(long, value_name = "FILTER", help_heading = "Processing")]
+    pub jq: Option<String>,
+
     /// Every match of a regular expression in the body (its first capture group
     /// when it has one), as `matches`.
     #[arg(long, value_name = "RE", help_heading = "Processing")]
@@ -360,6 +365,7 @@ pub struct Config {
     pub hash: HashKind,
     pub title: bool,
     pub body: bool,
+    pub jq: Option<crate::extract::Jq>,
     pub regex: Option<crate::extract::Pattern>,
     pub select: Option<crate::extract::Select>,
     pub save: Option<PathBuf>,
@@ -467,6 +473,12 @@ impl RunArgs {
             hash: self.hash,
             title: self.title,
             body: self.body,
+            jq: self
+                .jq
+                .as_deref()
+                .map(crate::extract::Jq::parse)
+                .transpose()
+                .map_err(usage_error)?,
             regex: self
                 .regex
                 .as_deref()

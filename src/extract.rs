@@ -1,6 +1,6 @@
-//! What `--regex` and `--select` pull out of a body. Compiled once from the
-//! command line (a bad pattern is a usage error before anything is fetched) and
-//! run by the process stage, off the async runtime.
+//! What `--jq`, `--select` and `--regex` pull out of a body. Compiled once from
+//! the command line (a bad filter, selector or pattern is a usage error before
+//! anything is fetched) and run by the process stage, off the async runtime.
 
 use std::borrow::Cow;
 
@@ -10,6 +10,90 @@ use scraper::{Html, Selector};
 /// Most values one record carries per extraction; a pattern like `.` on a large
 /// body would otherwise make a single JSON line of hundreds of megabytes.
 pub const MAX_VALUES: usize = 1000;
+
+/// The jq interpreter's data: JSON values, and the filter's lookup table.
+type JqData = jaq_core::data::JustLut<jaq_json::Val>;
+
+/// `--jq FILTER` (jaq: the jq language in Rust), run on the body parsed as JSON.
+#[derive(Clone)]
+pub struct Jq {
+    filter: std::sync::Arc<jaq_core::Filter<JqData>>,
+}
+
+impl std::fmt::Debug for Jq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Jq")
+    }
+}
+
+impl Jq {
+    pub fn parse(code: &str) -> Result<Jq, String> {
+        use jaq_core::load::{Arena, Error as E, File, Loader};
+        let invalid = |why: String| format!("invalid --jq filter '{code}': {why}");
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs());
+        let arena = Arena::default();
+        let modules = Loader::new(defs)
+            .load(&arena, File { code, path: () })
+            .map_err(|errs| {
+                let why: Vec<String> = errs
+                    .iter()
+                    .flat_map(|(_, e)| match e {
+                        E::Lex(es) => es
+                            .iter()
+                            .map(|(expect, at)| format!("expected {} at '{at}'", expect.as_str()))
+                            .collect(),
+                        E::Parse(es) => es
+                            .iter()
+                            .map(|(expect, at)| format!("expected {} at '{at}'", expect.as_str()))
+                            .collect(),
+                        E::Io(es) => es.iter().map(|(_, why)| why.clone()).collect::<Vec<_>>(),
+                    })
+                    .collect();
+                invalid(why.join("; "))
+            })?;
+        let filter = jaq_core::Compiler::default()
+            .with_funs(funs)
+            .compile(modules)
+            .map_err(|errs| {
+                let why: Vec<String> = errs
+                    .iter()
+                    .flat_map(|(_, es)| es.iter())
+                    .map(|(name, kind)| format!("undefined {} '{name}'", kind.as_str()))
+                    .collect();
+                invalid(why.join("; "))
+            })?;
+        Ok(Jq {
+            filter: std::sync::Arc::new(filter),
+        })
+    }
+
+    /// The filter's outputs (at most `MAX_VALUES`) on the body parsed as JSON.
+    /// Err when the body is not JSON or the filter fails on it.
+    pub fn run(&self, body: &[u8]) -> Result<Vec<serde_json::Value>, String> {
+        let input = jaq_json::read::parse_single(body)
+            .map_err(|e| format!("--jq: the body is not JSON: {e}"))?;
+        let ctx = jaq_core::Ctx::<JqData>::new(&self.filter.lut, jaq_core::Vars::new([]));
+        let mut out = Vec::new();
+        for value in self
+            .filter
+            .id
+            .run((ctx, input))
+            .map(jaq_core::unwrap_valr)
+            .take(MAX_VALUES)
+        {
+            let value = value.map_err(|e| format!("--jq: {e}"))?;
+            let text = value.to_string();
+            // jaq's values print as JSON, except a few (NaN, byte strings): those as text.
+            out.push(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+        }
+        Ok(out)
+    }
+}
 
 /// `--regex RE`: every non-overlapping match, or its first capture group when
 /// the pattern has one.
@@ -112,6 +196,28 @@ pub fn collapse(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jq_outputs_every_value_and_reports_errors() {
+        let jq = Jq::parse(".tags[] | ascii_upcase").unwrap();
+        let body = br#"{"id": 7, "tags": ["a", "b"]}"#;
+        assert_eq!(
+            jq.run(body).unwrap(),
+            [serde_json::json!("A"), serde_json::json!("B")]
+        );
+        let obj = Jq::parse("{id, n: (.tags | length)}").unwrap();
+        assert_eq!(
+            obj.run(body).unwrap(),
+            [serde_json::json!({"id": 7, "n": 2})]
+        );
+        assert!(Jq::parse("empty").unwrap().run(body).unwrap().is_empty());
+        assert!(jq.run(b"<html>").unwrap_err().contains("not JSON"));
+        assert!(Jq::parse(".id | ascii_upcase").unwrap().run(body).is_err());
+        for bad in [".[", "nosuchfilter", "$x"] {
+            let e = Jq::parse(bad).unwrap_err();
+            assert!(e.contains("invalid --jq filter"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn regex_returns_matches_or_the_first_group() {

@@ -19,6 +19,7 @@ pub struct Processed {
     pub sha256: Option<String>,
     pub blake3: Option<String>,
     pub title: Option<String>,
+    pub jq: Option<Vec<serde_json::Value>>,
     pub matches: Option<Vec<String>>,
     pub select: Option<Vec<String>>,
     pub saved: Option<String>,
@@ -34,7 +35,7 @@ pub fn needed(cfg: &Config) -> bool {
 
 /// Whether anything beyond hashing is asked for (which needs the body in one piece).
 fn needs_whole_body(cfg: &Config) -> bool {
-    cfg.title || cfg.body || cfg.regex.is_some() || cfg.select.is_some()
+    cfg.title || cfg.body || cfg.jq.is_some() || cfg.regex.is_some() || cfg.select.is_some()
 }
 
 /// Bodies up to this size (without `--title`) are processed where they arrive:
@@ -43,12 +44,18 @@ const LIGHT_BODY: usize = 8 * 1024;
 
 /// Whether processing this body is too cheap to be worth a blocking thread.
 pub fn is_light(cfg: &Config, len: usize) -> bool {
-    let heavy = cfg.title || cfg.regex.is_some() || cfg.select.is_some() || cfg.save.is_some();
+    let heavy = cfg.title
+        || cfg.jq.is_some()
+        || cfg.regex.is_some()
+        || cfg.select.is_some()
+        || cfg.save.is_some();
     !heavy && len <= LIGHT_BODY
 }
 
 /// Process one body. `accepted`: its status is accepted by `--ok-status` (only
-/// such bodies are saved). Fails only when `--save` cannot write the file.
+/// such bodies are saved and queried with `--jq`; the others are failures
+/// already). Fails when `--save` cannot write the file, or `--jq` finds no JSON
+/// or fails on it.
 pub fn process(
     cfg: &Config,
     content_type: Option<&str>,
@@ -80,6 +87,11 @@ pub fn process(
     let body = body.as_ref();
     if cfg.title {
         out.title = title(content_type, body);
+    }
+    if let Some(jq) = &cfg.jq
+        && accepted
+    {
+        out.jq = Some(jq.run(body).map_err(Failure::Process)?);
     }
     if let Some(pattern) = &cfg.regex {
         out.matches = Some(pattern.matches(body));

@@ -152,6 +152,9 @@ pub struct Record {
     pub blake3: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// `--jq`: the filter's outputs, at most 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jq: Option<Vec<Value>>,
     /// `--select`: the selected texts or attribute values, at most 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select: Option<Vec<String>>,
@@ -217,6 +220,7 @@ pub fn assemble(
             r.blake3 = p.blake3;
             r.title = p.title;
             r.matches = p.matches;
+            r.jq = p.jq;
             r.select = p.select;
             r.saved = p.saved;
             r.body = p.body;

@@ -46,6 +46,7 @@ async fn bad_flag_values_exit_2_with_nothing_on_stdout() {
         &["--allow-failures", "x%"],
         &["-H", "no colon"],
         &["--regex", "a("],
+        &["--jq", ".["],
         &["--select", "li >"],
         &["--shard", "0/4"],
         &["--no-such-flag"],

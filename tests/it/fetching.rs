@@ -238,6 +238,36 @@ async fn regex_and_select_extract_from_bodies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jq_queries_json_bodies() {
+    let server = Server::start().await.unwrap();
+    let input = lines([
+        server.url("/json/4"),
+        server.url("/html/1"),
+        server.url("/status/404"),
+    ]);
+    let run = run(&["--jq", "{id, tag: .tags[1]}, .price"], input).await;
+    let json = run.at(0);
+    assert!(json.ok, "{json:?}");
+    assert_eq!(
+        json.jq.as_deref(),
+        Some(
+            &[
+                serde_json::json!({"id": 4, "tag": "even"}),
+                serde_json::json!(14.8)
+            ][..]
+        )
+    );
+    // Not JSON: a process failure that says so, with the response facts kept.
+    let html = run.at(1);
+    assert_eq!(html.error_kind(), Some(ErrorKind::Process));
+    assert!(html.error.as_ref().unwrap().message.contains("not JSON"));
+    assert_eq!(html.status, Some(200));
+    // A status that is not accepted stays an http_status failure.
+    assert_eq!(run.at(2).error_kind(), Some(ErrorKind::HttpStatus));
+    assert_eq!(run.at(2).jq, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ok_status_decides_ok() {
     let server = Server::start().await.unwrap();
     let input = lines([
