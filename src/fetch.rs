@@ -161,9 +161,11 @@ impl Fetcher {
                 biased;
                 _ = halt.cancelled() => None,
                 ready = async {
-                    let probe = match req.url.scheme() == "https" {
-                        true => host.probe().await,
-                        false => None,
+                    // Only https can offer HTTP/2 (ALPN), so only it is probed.
+                    let probe = if req.url.scheme() == "https" {
+                        host.probe().await
+                    } else {
+                        None
                     };
                     (host.acquire().await, probe)
                 } => Some(ready),
