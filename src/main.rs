@@ -6,6 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+
+/// mimalloc instead of the system allocator. Measured side by side against glibc
+/// malloc (tuned with fixed mmap/trim thresholds), medians of 9 on 2 cores: 20k
+/// tiny responses 0.571 -> 0.510 s wall and 0.70 -> 0.60 s CPU (malloc and free
+/// were ~10% of the profile); 600 x 1 MiB sha256 0.597 -> 0.576 s CPU;
+/// jemalloc sat in between (0.550 s, 0.68 s CPU). Built with `no_thp`: with
+/// transparent huge pages its arenas cost 38 MiB of RSS on the tiny list
+/// instead of 25 MiB, for no measurable speed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use trawl::cli::{Action, Cli};
 use trawl::progress::Progress;
 use trawl::summary::Stop;
@@ -19,7 +29,6 @@ fn main() -> ExitCode {
     };
     let progress = Progress::new(&cfg);
     trawl::progress::init_logging(&cfg, &progress);
-    tune_allocator();
     // High --concurrency needs many sockets: lift the soft open-files limit to the hard one.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -50,20 +59,6 @@ fn main() -> ExitCode {
     // A blocking stdin read may still be pending; do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
     ExitCode::from(exit.code())
-}
-
-/// glibc's malloc serves blocks above a moving threshold (128 KiB at first) with
-/// mmap, and returns freed heap memory above 2x that threshold to the kernel. Large
-/// response chunks then cost fresh zeroed pages again and again. Fixed thresholds
-/// keep them in the heap: 600 x 1 MiB sha256 0.393 -> 0.368 s (medians of 7), page
-/// faults halved, peak RSS unchanged; 20k tiny responses unchanged.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
-    }
 }
 
 /// First Ctrl-C or SIGTERM: graceful stop. A second one: exit at once.
