@@ -6,6 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use trawl::cli::{Action, Cli};
+use trawl::progress::Progress;
+use trawl::summary::Stop;
+use trawl::{Exit, Shutdown};
 
 /// mimalloc instead of the system allocator. Measured side by side against glibc
 /// malloc (tuned with fixed mmap/trim thresholds), medians of 9 on 2 cores: 20k
@@ -16,10 +20,6 @@ use clap::Parser;
 /// instead of 25 MiB, for no measurable speed.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use trawl::cli::{Action, Cli};
-use trawl::progress::Progress;
-use trawl::summary::Stop;
-use trawl::{Exit, Shutdown};
 
 fn main() -> ExitCode {
     let (cfg, demo) = match Cli::parse().into_action() {
