@@ -15,9 +15,10 @@ use trawl::{Exit, Shutdown};
 /// malloc (tuned with fixed mmap/trim thresholds), medians of 9 on 2 cores: 20k
 /// tiny responses 0.571 -> 0.510 s wall and 0.70 -> 0.60 s CPU (malloc and free
 /// were ~10% of the profile); 600 x 1 MiB sha256 0.597 -> 0.576 s CPU;
-/// jemalloc sat in between (0.550 s, 0.68 s CPU). Built with `no_thp`: with
-/// transparent huge pages its arenas cost 38 MiB of RSS on the tiny list
-/// instead of 25 MiB, for no measurable speed.
+/// jemalloc sat in between (0.550 s, 0.68 s CPU). Built with `no_thp`:
+/// transparent huge pages made 600 x 1 MiB sha256 ~4% faster (0.380 -> 0.365 s,
+/// medians of 21; 16.6k page faults -> ~500) but cost RSS everywhere: 20k tiny
+/// 27 -> 39 MiB, 1 MiB bodies at c=16 76 -> 104 MiB, at c=64 153 -> 202 MiB.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
