@@ -390,6 +390,15 @@ pub fn usage_error(message: impl std::fmt::Display) -> clap::Error {
     Cli::command().error(clap::error::ErrorKind::ValueValidation, message)
 }
 
+/// An optional argument compiled once (a `--jq` filter, `--regex`, `--select`);
+/// one that does not compile is a usage error.
+fn compiled<T>(
+    arg: &Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, clap::Error> {
+    arg.as_deref().map(parse).transpose().map_err(usage_error)
+}
+
 impl RunArgs {
     /// Validate and convert into a `Config` reading the given inputs.
     pub fn into_config(self, inputs: Vec<InputSpec>) -> Result<Config, clap::Error> {
@@ -473,24 +482,9 @@ impl RunArgs {
             hash: self.hash,
             title: self.title,
             body: self.body,
-            jq: self
-                .jq
-                .as_deref()
-                .map(crate::extract::Jq::parse)
-                .transpose()
-                .map_err(usage_error)?,
-            regex: self
-                .regex
-                .as_deref()
-                .map(crate::extract::Pattern::parse)
-                .transpose()
-                .map_err(usage_error)?,
-            select: self
-                .select
-                .as_deref()
-                .map(crate::extract::Select::parse)
-                .transpose()
-                .map_err(usage_error)?,
+            jq: compiled(&self.jq, crate::extract::Jq::parse)?,
+            regex: compiled(&self.regex, crate::extract::Pattern::parse)?,
+            select: compiled(&self.select, crate::extract::Select::parse)?,
             save: self.save,
             output: self.output,
             errors: self.errors,

@@ -35,21 +35,21 @@ pub fn needed(cfg: &Config) -> bool {
 
 /// Whether anything beyond hashing is asked for (which needs the body in one piece).
 fn needs_whole_body(cfg: &Config) -> bool {
-    cfg.title || cfg.body || cfg.jq.is_some() || cfg.regex.is_some() || cfg.select.is_some()
+    cfg.body || parses_body(cfg)
 }
 
-/// Bodies up to this size (without `--title`) are processed where they arrive:
-/// hashing 8 KiB takes a few µs, less than handing it to a blocking thread.
+/// Whether the body is parsed or searched (`--title`, `--jq`, `--regex`, `--select`).
+fn parses_body(cfg: &Config) -> bool {
+    cfg.title || cfg.jq.is_some() || cfg.regex.is_some() || cfg.select.is_some()
+}
+
+/// Bodies up to this size are processed where they arrive unless they are parsed
+/// or saved: hashing 8 KiB takes a few µs, less than handing it to a blocking thread.
 const LIGHT_BODY: usize = 8 * 1024;
 
 /// Whether processing this body is too cheap to be worth a blocking thread.
 pub fn is_light(cfg: &Config, len: usize) -> bool {
-    let heavy = cfg.title
-        || cfg.jq.is_some()
-        || cfg.regex.is_some()
-        || cfg.select.is_some()
-        || cfg.save.is_some();
-    !heavy && len <= LIGHT_BODY
+    !parses_body(cfg) && cfg.save.is_none() && len <= LIGHT_BODY
 }
 
 /// Process one body. `accepted`: its status is accepted by `--ok-status` (only
