@@ -6,6 +6,7 @@ pub mod cli;
 pub mod demo;
 pub mod extract;
 pub mod fetch;
+pub mod hash;
 pub mod input;
 pub mod limits;
 pub mod output;

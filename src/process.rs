@@ -5,13 +5,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use base64::Engine;
-use encoding_rs::Encoding;
-use sha2::Digest;
-
 use crate::cli::{Config, HashKind};
 use crate::fetch::Body;
+use crate::hash;
 use crate::record::Failure;
+use base64::Engine;
+use encoding_rs::Encoding;
 
 /// What processing adds to a record.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -54,30 +53,26 @@ pub fn is_light(cfg: &Config, len: usize) -> bool {
 
 /// Process one body. `accepted`: its status is accepted by `--ok-status` (only
 /// such bodies are saved and queried with `--jq`; the others are failures
-/// already). Fails when `--save` cannot write the file, or `--jq` finds no JSON
-/// or fails on it.
+/// already). `sha256`: the body's digest when it was hashed together with others
+/// ([`hash::sha256_hex_many`]). Fails when `--save` cannot write the file, or
+/// `--jq` finds no JSON or fails on it.
 pub fn process(
     cfg: &Config,
     content_type: Option<&str>,
     accepted: bool,
     body: &Body,
+    sha256: Option<String>,
 ) -> Result<Processed, Failure> {
     let mut out = Processed::default();
     match cfg.hash {
-        HashKind::Sha256 => out.sha256 = Some(sha256_hex(body)),
-        HashKind::Blake3 => {
-            let mut hasher = blake3::Hasher::new();
-            body.chunks().iter().for_each(|c| {
-                hasher.update(c);
-            });
-            out.blake3 = Some(hasher.finalize().to_hex().to_string());
-        }
+        HashKind::Sha256 => out.sha256 = Some(sha256.unwrap_or_else(|| hash::sha256_hex(body))),
+        HashKind::Blake3 => out.blake3 = Some(hash::blake3_hex(body)),
         HashKind::None => {}
     }
     if let Some(dir) = &cfg.save
         && accepted
     {
-        let name = out.sha256.clone().unwrap_or_else(|| sha256_hex(body));
+        let name = out.sha256.clone().unwrap_or_else(|| hash::sha256_hex(body));
         out.saved = Some(save(dir, &name, body)?);
     }
     if !needs_whole_body(cfg) {
@@ -110,12 +105,6 @@ pub fn process(
         }
     }
     Ok(out)
-}
-
-fn sha256_hex(body: &Body) -> String {
-    let mut hasher = sha2::Sha256::new();
-    body.chunks().iter().for_each(|c| hasher.update(c));
-    hex::encode(hasher.finalize())
 }
 
 /// Store `body` as `dir/<first 2 hex digits>/<sha256 hex>` unless that file
@@ -253,13 +242,13 @@ mod tests {
             .into_iter()
             .collect();
         let (a, b) = (
-            process(&cfg, None, true, &whole).unwrap(),
-            process(&cfg, None, true, &parts).unwrap(),
+            process(&cfg, None, true, &whole, None).unwrap(),
+            process(&cfg, None, true, &parts, None).unwrap(),
         );
         assert_eq!(a, b);
         assert_eq!(
             a.sha256.as_deref(),
-            Some(hex::encode(sha2::Sha256::digest(b"hello, world")).as_str())
+            Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"hello, world")).as_str())
         );
         assert_eq!(b.body.as_deref(), Some("hello, world"));
     }

@@ -202,6 +202,31 @@ async fn processing_hashes_titles_and_bodies() {
     );
 }
 
+/// Guards hashing bodies together in a lane (hash.rs): each digest must land in
+/// its own record. Bodies of slightly different lengths and content, fetched at
+/// a concurrency that keeps the lanes' queue full, so most are hashed in batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_hashed_together_each_get_their_own_digest() {
+    use base64::Engine;
+    let server = Server::start().await.unwrap();
+    let sizes: Vec<usize> = (0..64).map(|i| 100_000 + i * 997).collect();
+    let input = lines(sizes.iter().map(|n| server.url(&format!("/bytes/{n}"))));
+    let run = run(&["--body", "-c", "32"], input).await;
+    assert_one_per_index(&run.records, sizes.len() as u64);
+    for r in &run.records {
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(r.body.as_deref().expect("a body"))
+            .unwrap();
+        assert_eq!(body.len(), sizes[r.index as usize]);
+        assert_eq!(
+            r.sha256.as_deref(),
+            Some(hex::encode(sha2::Sha256::digest(&body)).as_str()),
+            "record {}",
+            r.index
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regex_and_select_extract_from_bodies() {
     let server = Server::start().await.unwrap();
