@@ -50,12 +50,12 @@ pub fn sha256_hex_many(bodies: &[&Body]) -> Vec<String> {
 /// one piece, and copying a large download would double it in memory.
 const LARGEST_TOGETHER: usize = 16 << 20;
 
-/// Whether hashing bodies of these lengths together beats hashing them one by one. Together,
-/// every lane runs until the longest body is done, and a full set of lanes does
-/// the work of at least two single hashes (2.0x measured here with SHA-NI x4;
-/// tape-sha256 reports 2.0-6.8x on the hardware it lists). So it pays once the
-/// bodies fill more than half of the lanes' capacity; the copy that joins a
-/// body's chunks (about a tenth of hashing it) raises that to three fifths.
+/// Whether hashing bodies of these lengths together beats hashing them one by
+/// one. Together, every lane runs until the longest body is done, and a full set
+/// of lanes does the work of at least two single hashes (2.0x measured here with
+/// SHA-NI x4; tape-sha256 reports 2.0-6.8x on the hardware it lists). So it pays
+/// once the bodies fill more than half of the lanes' capacity; the copy that
+/// joins a body's chunks (about a tenth of hashing it) raises that to 3/5.
 fn worth_hashing_together(lens: &[usize], lanes: usize) -> bool {
     let longest = lens.iter().copied().max().unwrap_or(0);
     let total: usize = lens.iter().sum();
