@@ -328,13 +328,10 @@ fn take(work: &Mutex<mpsc::Receiver<Work>>, batch: &mut Vec<Work>, most: usize) 
 /// there is more than one; `None` leaves hashing to `process`, one body at a time
 /// (also if hashing together panicked: each body then fails on its own).
 fn sha256_together(cfg: &Config, batch: &[Work]) -> Vec<Option<String>> {
-    let bodies: Vec<&Body> = batch
-        .iter()
-        .filter_map(|w| w.report.body.as_ref().ok())
-        .collect();
+    let bodies: Option<Vec<&Body>> = batch.iter().map(|w| w.report.body.as_ref().ok()).collect();
     if cfg.hash == HashKind::Sha256
-        && bodies.len() == batch.len()
-        && bodies.len() > 1
+        && batch.len() > 1
+        && let Some(bodies) = bodies
         && let Ok(digests) = guarded(|| hash::sha256_hex_many(&bodies))
     {
         return digests.into_iter().map(Some).collect();

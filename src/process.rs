@@ -5,12 +5,13 @@
 use std::io::Write;
 use std::path::Path;
 
+use base64::Engine;
+use encoding_rs::Encoding;
+
 use crate::cli::{Config, HashKind};
 use crate::fetch::Body;
 use crate::hash;
 use crate::record::Failure;
-use base64::Engine;
-use encoding_rs::Encoding;
 
 /// What processing adds to a record.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -232,6 +233,7 @@ mod tests {
     #[test]
     fn chunked_bodies_hash_like_whole_ones() {
         use bytes::Bytes;
+        use sha2::Digest;
         let cfg = <crate::cli::Cli as clap::Parser>::parse_from(["trawl", "--body"])
             .run
             .into_config(vec![])
@@ -248,7 +250,7 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(
             a.sha256.as_deref(),
-            Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"hello, world")).as_str())
+            Some(hex::encode(sha2::Sha256::digest(b"hello, world")).as_str())
         );
         assert_eq!(b.body.as_deref(), Some("hello, world"));
     }
