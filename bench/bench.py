@@ -368,6 +368,15 @@ def version(cmd):
         return "not installed"
 
 
+def hash_kernel():
+    """The CPU-dependent choice trawl made here: its second --version line."""
+    try:
+        lines = subprocess.run([TRAWL, "--version"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+        return lines[1].strip() if len(lines) > 1 else "hash kernel unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "hash kernel unknown"
+
+
 def write_report(sections, runs, args):
     now = datetime.datetime.now(datetime.timezone.utc)
     aiohttp = version([sys.executable, "-c", "import aiohttp, sys; print('aiohttp', aiohttp.__version__, 'on Python', sys.version.split()[0])"])
@@ -375,7 +384,7 @@ def write_report(sections, runs, args):
         f"# trawl benchmark, {now:%Y-%m-%d %H:%M} UTC",
         "",
         f"- Machine: {machine()}",
-        f"- trawl: {version([TRAWL, '--version'])}; curl: {version(['curl', '--version'])}",
+        f"- trawl: {version([TRAWL, '--version'])}; {hash_kernel()}; curl: {version(['curl', '--version'])}",
         f"- {aiohttp}; oha: {version(['oha', '--version'])}",
         f"- Runs per tool: {runs} (median shown), tools interleaved run by run; "
         f"`bench/run.sh {' '.join(sys.argv[1:])}`".rstrip(),

@@ -24,9 +24,22 @@ Input: one URL per line (blank lines and #comments skipped), or a JSON request o
 Exit codes: 0 all ok, 1 failures beyond --allow-failures, 2 usage or fatal error,
 130 interrupted (143 on SIGTERM).";
 
+/// `trawl --version`: the version and the CPU-dependent choice (the SHA-256 kernel
+/// for bodies hashed together), which benchmark results record.
+fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{}\nsha256 of similar bodies together: {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::hash::kernel()
+        )
+    })
+}
+
 /// Fetch lists of URLs concurrently and politely; one JSON line per input.
 #[derive(Debug, Parser)]
-#[command(name = "trawl", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+#[command(name = "trawl", version, long_version = long_version(), after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -1,9 +1,11 @@
 //! Digests of fetched bodies. One body is hashed with `sha2`. A processing lane
 //! that holds several bodies of similar size hashes their SHA-256 together with
-//! `tape-sha256`, which gives each message a lane of the CPU's vector or SHA unit:
-//! with SHA-NI it interleaves four messages, so one core does the work of two.
-//! Measured on the 2-core AMD EPYC of bench/results: 64 x 1 MiB in 21 ms
-//! together, 42 ms one by one (1.6 GB/s, the same as OpenSSL).
+//! `tape-sha256`, which runs independent messages in lockstep, one per lane of
+//! the CPU's SHA or vector unit (SHA-NI x4, AVX2 x8, AVX-512 x16, NEON): several
+//! bodies read at once keep the unit and the memory busy where one stream waits.
+//! The lanes hold few bodies (a couple per processing lane, to bound memory), so
+//! a batch is small whatever the kernel's width. `TRAWL_HASH_TOGETHER=always|never`
+//! forces either path (tests and CI use it, so both run on every CPU).
 
 use std::borrow::Cow;
 
@@ -27,16 +29,52 @@ pub fn blake3_hex(body: &Body) -> String {
     hasher.finalize().to_hex().to_string()
 }
 
-/// How many bodies one call of [`sha256_hex_many`] can hash together.
-pub fn batch_width() -> usize {
+/// How many bodies the CPU's multi-buffer kernel hashes in one pass.
+pub fn kernel_width() -> usize {
     tape_sha256::lane_width().max(1)
 }
 
-/// Hex SHA-256 of each body, in order: together when that is cheaper, one by
+/// The multi-buffer kernel in use, for `--version` and benchmark results.
+pub fn kernel() -> String {
+    format!(
+        "tape-sha256 {} (width {})",
+        tape_sha256::backend(),
+        kernel_width()
+    )
+}
+
+/// Whether a batch is hashed together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Together {
+    /// When the bodies are of similar size.
+    Auto,
+    /// Whenever there are two or more bodies (tests and CI force this path).
+    Always,
+    /// Never: one by one with `sha2`.
+    Never,
+}
+
+impl Together {
+    /// From `TRAWL_HASH_TOGETHER` (`always`, `never`; anything else is `auto`).
+    pub fn from_env() -> Together {
+        match std::env::var("TRAWL_HASH_TOGETHER").as_deref() {
+            Ok("always") => Together::Always,
+            Ok("never") => Together::Never,
+            _ => Together::Auto,
+        }
+    }
+}
+
+/// Hex SHA-256 of each body, in order: together when `mode` says so, one by
 /// one otherwise. The same digests as [`sha256_hex`] either way.
-pub fn sha256_hex_many(bodies: &[&Body]) -> Vec<String> {
+pub fn sha256_hex_many(bodies: &[&Body], mode: Together) -> Vec<String> {
     let lens: Vec<usize> = bodies.iter().map(|b| b.len()).collect();
-    if !worth_hashing_together(&lens, batch_width()) {
+    let together = match mode {
+        Together::Auto => worth_hashing_together(&lens),
+        Together::Always => bodies.len() > 1,
+        Together::Never => false,
+    };
+    if !together {
         return bodies.iter().map(|b| sha256_hex(b)).collect();
     }
     let whole: Vec<Cow<[u8]>> = bodies.iter().map(|b| b.contiguous()).collect();
@@ -51,18 +89,16 @@ pub fn sha256_hex_many(bodies: &[&Body]) -> Vec<String> {
 const LARGEST_TOGETHER: usize = 16 << 20;
 
 /// Whether hashing bodies of these lengths together beats hashing them one by
-/// one. Together, every lane runs until the longest body is done, and a full set
-/// of lanes does the work of at least two single hashes (2.0x measured here with
-/// SHA-NI x4; tape-sha256 reports 2.0-6.8x on the hardware it lists). So it pays
-/// once the bodies fill more than half of the lanes' capacity; the copy that
-/// joins a body's chunks (about a tenth of hashing it) raises that to 3/5.
-fn worth_hashing_together(lens: &[usize], lanes: usize) -> bool {
+/// one. Together, every lane of the kernel runs until the longest body is done,
+/// so the bodies must be of similar size (on average at least 3/5 of the
+/// longest). The kernel's width does not enter: the bodies arrive cold in cache,
+/// and several streams read together beat one even when they fill few of the
+/// kernel's lanes (measured for 2-4 bodies on AVX-512's 16 lanes and on SHA-NI's
+/// 4; see the README's Performance section).
+fn worth_hashing_together(lens: &[usize]) -> bool {
     let longest = lens.iter().copied().max().unwrap_or(0);
     let total: usize = lens.iter().sum();
-    lanes > 1
-        && lens.len() <= lanes
-        && longest <= LARGEST_TOGETHER
-        && 5 * total > 3 * lanes * longest
+    lens.len() > 1 && longest <= LARGEST_TOGETHER && 5 * total > 3 * lens.len() * longest
 }
 
 #[cfg(test)]
@@ -82,12 +118,11 @@ mod tests {
 
     #[test]
     fn together_or_alone_the_digests_are_sha256() {
-        // Lengths around the 64-byte block and the 55/56-byte padding edge, mixed
-        // so that some batches are hashed together and some one by one.
+        // Lengths around the 64-byte block and the 55/56-byte padding edge. Each
+        // path is forced, so both run whatever the CPU's kernel and its width.
         let lens = [
             0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 1000, 4096, 70_001,
         ];
-        let mut together = 0;
         for (i, &a) in lens.iter().enumerate() {
             for &b in &lens[i..] {
                 let bodies = [
@@ -102,39 +137,39 @@ mod tests {
                     .map(|b| hex::encode(sha2::Sha256::digest(b.contiguous())))
                     .collect();
                 for n in 1..=refs.len() {
-                    let lens: Vec<usize> = refs[..n].iter().map(|b| b.len()).collect();
-                    together += usize::from(worth_hashing_together(&lens, batch_width()));
-                    assert_eq!(
-                        sha256_hex_many(&refs[..n]),
-                        expected[..n],
-                        "lens {a} {b}, {n} bodies"
-                    );
+                    for mode in [Together::Always, Together::Never, Together::Auto] {
+                        assert_eq!(
+                            sha256_hex_many(&refs[..n], mode),
+                            expected[..n],
+                            "lens {a} {b}, {n} bodies, {mode:?}"
+                        );
+                    }
                 }
             }
         }
-        assert!(
-            batch_width() == 1 || together > 50,
-            "{together} batches hashed together"
-        );
+    }
+
+    #[test]
+    fn many_bodies_of_one_size_fill_every_kernel_and_hash_right() {
+        // More bodies than any kernel's width (up to 32 lanes), so every lane of
+        // whatever kernel this CPU has carries a message.
+        let bodies: Vec<Body> = (0..40).map(|i| body(3000 + i, 512, i as u8)).collect();
+        let refs: Vec<&Body> = bodies.iter().collect();
+        let expected: Vec<String> = bodies.iter().map(sha256_hex).collect();
+        assert_eq!(sha256_hex_many(&refs, Together::Always), expected);
+        assert!(kernel().contains("width"), "{}", kernel());
     }
 
     #[test]
     fn similar_bodies_go_together_and_lopsided_ones_alone() {
         let mib = 1 << 20;
-        assert!(worth_hashing_together(&[mib; 4], 4));
-        assert!(worth_hashing_together(&[mib, mib, mib - 100], 4));
-        assert!(
-            !worth_hashing_together(&[mib; 2], 4),
-            "two fill half the lanes: no gain"
-        );
-        assert!(!worth_hashing_together(&[mib, 1024, 1024, 1024], 4));
-        assert!(
-            !worth_hashing_together(&[mib; 4], 1),
-            "one lane is hashing alone"
-        );
-        assert!(!worth_hashing_together(&[mib; 4], 16), "4 of 16 lanes");
-        assert!(worth_hashing_together(&[mib; 10], 16));
-        assert!(!worth_hashing_together(&[LARGEST_TOGETHER + 1; 4], 4));
-        assert!(!worth_hashing_together(&[], 4));
+        assert!(worth_hashing_together(&[mib; 4]));
+        assert!(worth_hashing_together(&[mib, mib - 100]));
+        assert!(worth_hashing_together(&[mib; 40]), "any count");
+        assert!(!worth_hashing_together(&[mib, 1024, 1024, 1024]));
+        assert!(!worth_hashing_together(&[mib, mib / 8]));
+        assert!(!worth_hashing_together(&[mib]), "one body is hashed alone");
+        assert!(!worth_hashing_together(&[LARGEST_TOGETHER + 1; 4]));
+        assert!(!worth_hashing_together(&[]));
     }
 }

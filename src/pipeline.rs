@@ -9,7 +9,10 @@
 //! its record itself when processing is cheaper than a hand-off (a failure,
 //! nothing to process, a small body to hash); only bodies that need real CPU
 //! work go to the lanes: one long-lived blocking thread per core, taking what
-//! waits in a short queue a batch at a time.
+//! waits in a short queue a batch at a time. What the lanes hold is counted
+//! in a budget that a fetch takes before it hands its body over: per lane, two
+//! large bodies or 2 MiB of small ones (see [`LaneBudget`]). So memory follows
+//! `--concurrency` and the core count, never the CPU's SIMD width.
 
 use std::sync::{Arc, Mutex};
 
@@ -28,12 +31,43 @@ use crate::record::{self, Failure, Record};
 use crate::resume::IndexSet;
 
 /// A fetched body waiting for a processing lane. Its report still holds the
-/// request's concurrency slot, so bodies in memory stay bounded by
-/// `--concurrency` plus the batches the lanes hold.
+/// request's concurrency slot until a lane takes it, and `budget` is its share
+/// of what the lanes may hold, so bodies in memory stay bounded by
+/// `--concurrency` plus the lanes' budget.
 struct Work {
     job: Job,
     report: Report,
     window: OwnedSemaphorePermit,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// What the processing lanes may hold (bodies waiting or being processed), in
+/// units of 64 KiB: 2 MiB per lane. A body weighs its size in units, at least
+/// one and at most [`LaneBudget::HEAVIEST`], so a lane holds two bodies of any
+/// size, or many small ones (fewer hand-offs; a batch of small pages costs one
+/// wake-up instead of one each).
+struct LaneBudget {
+    units: Arc<Semaphore>,
+}
+
+impl LaneBudget {
+    const UNIT: usize = 64 * 1024;
+    const HEAVIEST: usize = 16;
+    const PER_LANE: usize = 2 * LaneBudget::HEAVIEST;
+
+    fn new(lanes: usize) -> LaneBudget {
+        LaneBudget {
+            units: Arc::new(Semaphore::new(lanes * LaneBudget::PER_LANE)),
+        }
+    }
+
+    /// Wait until the lanes have room for a body of `len` bytes.
+    async fn room(&self, len: usize) -> OwnedSemaphorePermit {
+        let weight = len
+            .div_ceil(LaneBudget::UNIT)
+            .clamp(1, LaneBudget::HEAVIEST);
+        (self.units.clone().acquire_many_owned(weight as u32).await).expect("budget never closes")
+    }
 }
 
 /// Stop controls shared by the stages.
@@ -58,6 +92,7 @@ pub fn window_size(cfg: &Config) -> usize {
 struct Sinks {
     cfg: Arc<Config>,
     lanes: mpsc::Sender<Work>,
+    budget: Arc<LaneBudget>,
     writer: mpsc::Sender<Done>,
 }
 
@@ -73,22 +108,23 @@ pub async fn run(
 ) -> anyhow::Result<u64> {
     let (job_tx, job_rx) = mpsc::channel::<Job>(CHANNEL);
     let window = Arc::new(Semaphore::new(window_size(&cfg)));
-    // Measured against a spawn_blocking per body under a semaphore sized to the
-    // cores: a finished lane takes its next body at once instead of through three
-    // thread wake-ups (permit, stage, pool), which left the cores ~14% idle on
-    // 600 x 1 MiB: 0.443 -> 0.400 s, medians of 9.
-    // Room for a batch per lane, so that under load each lane finds one waiting.
-    let (work_tx, work_rx) = mpsc::channel::<Work>(cores() * hash::batch_width());
+    // Long-lived lanes rather than a spawn_blocking per body: a finished lane
+    // takes its next body at once instead of through three thread wake-ups
+    // (permit, stage, pool); see the README's Performance section.
+    let queue = cores() * LaneBudget::PER_LANE;
+    let (work_tx, work_rx) = mpsc::channel::<Work>(queue);
     let work_rx = Arc::new(Mutex::new(work_rx));
+    let together = hash::Together::from_env();
     let lanes: Vec<_> = (0..cores())
         .map(|_| {
             let (cfg, work, tx) = (cfg.clone(), work_rx.clone(), to_writer.clone());
-            tokio::task::spawn_blocking(move || lane(&cfg, &work, &tx))
+            tokio::task::spawn_blocking(move || lane(&cfg, &work, &tx, together))
         })
         .collect();
     let sinks = Sinks {
         cfg,
         lanes: work_tx,
+        budget: Arc::new(LaneBudget::new(cores())),
         writer: to_writer,
     };
 
@@ -253,12 +289,15 @@ async fn fetch_one(
         Err(_) => false,
     };
     if heavy {
+        let len = report.body.as_ref().map_or(0, |b| b.len());
+        let budget = sinks.budget.room(len).await;
         let _ = sinks
             .lanes
             .send(Work {
                 job,
                 report,
                 window,
+                _budget: budget,
             })
             .await;
         return;
@@ -276,10 +315,15 @@ async fn fetch_one(
 }
 
 /// A processing lane: runs on the blocking pool until the queue closes. It takes
-/// every body waiting, up to [`hash::batch_width`], so that under load their
-/// SHA-256 can be computed together.
-fn lane(cfg: &Config, work: &Mutex<mpsc::Receiver<Work>>, tx: &mpsc::Sender<Done>) {
-    let most = hash::batch_width();
+/// every body waiting (fewer hand-offs), so that under load their SHA-256 may
+/// be computed together.
+fn lane(
+    cfg: &Config,
+    work: &Mutex<mpsc::Receiver<Work>>,
+    tx: &mpsc::Sender<Done>,
+    together: hash::Together,
+) {
+    let most = cores() * LaneBudget::PER_LANE;
     let mut batch = Vec::with_capacity(most);
     loop {
         take(work, &mut batch, most);
@@ -288,7 +332,7 @@ fn lane(cfg: &Config, work: &Mutex<mpsc::Receiver<Work>>, tx: &mpsc::Sender<Done
         }
         // Handed over: the requests' concurrency slots can go to the next ones.
         batch.iter_mut().for_each(|w| drop(w.report.slot.take()));
-        let digests = sha256_together(cfg, &batch);
+        let digests = sha256_together(cfg, &batch, together);
         for (work, sha256) in batch.drain(..).zip(digests) {
             let record = processed(cfg, work.job, work.report, sha256);
             let done = Done {
@@ -303,11 +347,9 @@ fn lane(cfg: &Config, work: &Mutex<mpsc::Receiver<Work>>, tx: &mpsc::Sender<Done
 }
 
 /// Wait for the next body, then take the others already waiting, up to a batch.
-/// Measured against taking only this lane's share of them (a burst split between
-/// idle lanes): 5k pages with `--title` 0.203 -> 0.275 s and 600 x 1 MiB
-/// 0.288 -> 0.299 s, medians of 9, as smaller batches cost more wake-ups and
-/// hash together less often. The price: the last batch of a run may be
-/// processed by one lane while another is idle.
+/// Taking all of them beat taking only this lane's share (fewer wake-ups, more
+/// hashed together; see the README's Performance section). The price: the last
+/// batch of a run may be processed by one lane while another is idle.
 /// Leaves `batch` empty once the queue is closed and drained.
 fn take(work: &Mutex<mpsc::Receiver<Work>>, batch: &mut Vec<Work>, most: usize) {
     // A lane waiting for work holds the lock; the others wait for it.
@@ -327,12 +369,12 @@ fn take(work: &Mutex<mpsc::Receiver<Work>>, batch: &mut Vec<Work>, most: usize) 
 /// The SHA-256 of each body in the batch when `--hash sha256` asks for it and
 /// there is more than one; `None` leaves hashing to `process`, one body at a time
 /// (also if hashing together panicked: each body then fails on its own).
-fn sha256_together(cfg: &Config, batch: &[Work]) -> Vec<Option<String>> {
+fn sha256_together(cfg: &Config, batch: &[Work], mode: hash::Together) -> Vec<Option<String>> {
     let bodies: Option<Vec<&Body>> = batch.iter().map(|w| w.report.body.as_ref().ok()).collect();
     if cfg.hash == HashKind::Sha256
         && batch.len() > 1
         && let Some(bodies) = bodies
-        && let Ok(digests) = guarded(|| hash::sha256_hex_many(&bodies))
+        && let Ok(digests) = guarded(|| hash::sha256_hex_many(&bodies, mode))
     {
         return digests.into_iter().map(Some).collect();
     }
@@ -386,5 +428,24 @@ mod tests {
         assert_eq!(failure.kind(), ErrorKind::Process);
         assert!(failure.to_string().contains("light body"), "{failure}");
         assert_eq!(guarded(|| 7).unwrap(), 7);
+    }
+
+    /// Guards the memory bound: the lanes hold two large bodies per lane
+    /// whatever the CPU, and many small ones.
+    #[tokio::test(start_paused = true)]
+    async fn the_lanes_budget_holds_two_large_bodies_per_lane() {
+        let budget = LaneBudget::new(2);
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(budget.room(16 << 20).await);
+        }
+        let fifth = tokio::time::timeout(std::time::Duration::from_secs(1), budget.room(1 << 20));
+        assert!(fifth.await.is_err(), "a fifth large body must wait");
+        held.pop();
+        let _ = budget.room(1 << 20).await;
+        drop(held);
+        let small: Vec<_> =
+            futures_util::future::join_all((0..64).map(|_| budget.room(10_000))).await;
+        assert_eq!(small.len(), 64, "64 small bodies fit at once");
     }
 }
