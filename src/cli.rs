@@ -154,6 +154,11 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Requests")]
     pub insecure: bool,
 
+    /// Resolve HOST at PORT to ADDR (comma-separated for several) without DNS,
+    /// as curl does; TLS still checks the certificate against HOST. Repeatable.
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = crate::resolve::parse_pin, help_heading = "Requests")]
+    pub resolve: Vec<crate::resolve::Pin>,
+
     /// Proxy URL for all requests (http://, https:// or socks5://).
     #[arg(long, value_name = "URL", help_heading = "Requests")]
     pub proxy: Option<String>,
@@ -374,6 +379,8 @@ pub struct Config {
     pub max_body: u64,
     pub insecure: bool,
     pub proxy: Option<String>,
+    /// `--resolve` pins.
+    pub resolve: Vec<crate::resolve::Pin>,
     pub ok_status: StatusSet,
     pub hash: HashKind,
     pub title: bool,
@@ -491,6 +498,7 @@ impl RunArgs {
             max_body: self.max_body,
             insecure: self.insecure,
             proxy: self.proxy,
+            resolve: self.resolve,
             ok_status: self.ok_status,
             hash: self.hash,
             title: self.title,

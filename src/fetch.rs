@@ -2,8 +2,9 @@
 //! a bounded body read, and the classification of transport errors into the stable
 //! error kinds. Knows nothing about output.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -18,6 +19,7 @@ use crate::cli::Config;
 use crate::input::Request;
 use crate::limits::{HostHandle, Limits, Probe, Slot};
 use crate::record::Failure;
+use crate::resolve::{self, Resolver};
 
 /// Facts about the final response of the last attempt.
 #[derive(Debug, Clone)]
@@ -75,29 +77,47 @@ fn report((head, body): Outcome, attempts: u32, first_start: Option<Instant>) ->
 }
 
 pub struct Fetcher {
-    /// For http:// (and everything with --insecure or --proxy).
-    plain: reqwest::Client,
-    /// For https://: verifies certificates against the system trust store, which
-    /// takes milliseconds to load, so it is built on the first https URL only.
-    verified: tokio::sync::OnceCell<reqwest::Client>,
+    /// Clients by kind, each built on first use: certificates verified or not,
+    /// and the port whose `--resolve` pins apply.
+    clients: RwLock<HashMap<ClientKind, Arc<tokio::sync::OnceCell<reqwest::Client>>>>,
+    /// Name lookups, shared by every client.
+    dns: Arc<resolve::Cache>,
     cfg: Arc<Config>,
     limits: Arc<Limits>,
 }
 
+/// Which client a URL needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ClientKind {
+    /// Verifies certificates against the system trust store, which takes
+    /// milliseconds to load, so it is built on the first https URL only. Without
+    /// it no roots are loaded: fine for http://, and for https:// only with
+    /// --insecure.
+    trust_store: bool,
+    /// The port whose `--resolve` pins this client applies. reqwest's resolver
+    /// sees names without ports, so each pinned port has its own client (curl's
+    /// pins hold for their port only).
+    pinned_port: Option<u16>,
+}
+
 /// Build a client (pooled connections, HTTP/2 by ALPN, transparent
 /// gzip/br/zstd/deflate decoding). Redirects are followed by `Fetcher` itself, so
-/// it can count them and drop credentials when the host changes. Without
-/// `trust_store`, no roots are loaded: fine for http://, and for https:// only
-/// with --insecure.
-pub fn client(cfg: &Config, trust_store: bool) -> anyhow::Result<reqwest::Client> {
+/// it can count them and drop credentials when the host changes.
+fn client(
+    cfg: &Config,
+    dns: Arc<resolve::Cache>,
+    kind: ClientKind,
+) -> anyhow::Result<reqwest::Client> {
+    let resolver = Resolver::new(dns, &cfg.resolve, kind.pinned_port);
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(cfg.user_agent.as_str())
         .connect_timeout(cfg.connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(30))
+        .dns_resolver(resolver)
         .tls_danger_accept_invalid_certs(cfg.insecure);
-    if !trust_store {
+    if !kind.trust_store {
         builder = builder.tls_certs_only(std::iter::empty());
     }
     if let Some(proxy) = &cfg.proxy {
@@ -117,29 +137,66 @@ pub fn host_key(url: &Url) -> String {
 
 impl Fetcher {
     pub fn new(cfg: Arc<Config>, limits: Arc<Limits>) -> anyhow::Result<Fetcher> {
-        // A proxy may itself speak TLS: then every request needs the trust store.
-        let plain = client(&cfg, cfg.proxy.is_some())?;
-        Ok(Fetcher {
-            plain,
-            verified: tokio::sync::OnceCell::new(),
-            cfg,
-            limits,
-        })
+        Fetcher::with_lookup(cfg, limits, resolve::system_lookup())
     }
 
-    async fn client_for(&self, url: &Url) -> Result<&reqwest::Client, Failure> {
-        if url.scheme() != "https" || self.cfg.insecure || self.cfg.proxy.is_some() {
-            return Ok(&self.plain);
+    /// A fetcher that looks names up with `lookup` instead of the system.
+    pub fn with_lookup(
+        cfg: Arc<Config>,
+        limits: Arc<Limits>,
+        lookup: resolve::LookupFn,
+    ) -> anyhow::Result<Fetcher> {
+        let fetcher = Fetcher {
+            clients: RwLock::new(HashMap::new()),
+            dns: resolve::Cache::new(lookup),
+            cfg,
+            limits,
+        };
+        // Built now, so that a client the options cannot make fails before the run.
+        let plain = fetcher.kind_for(&Url::parse("http://localhost/").expect("valid"));
+        let built = client(&fetcher.cfg, fetcher.dns.clone(), plain)?;
+        fetcher.cell(plain).set(built).expect("a new cell");
+        Ok(fetcher)
+    }
+
+    fn kind_for(&self, url: &Url) -> ClientKind {
+        let port = url.port_or_known_default().unwrap_or(0);
+        let host = url.host_str().unwrap_or("").trim_end_matches('.');
+        let pinned = self
+            .cfg
+            .resolve
+            .iter()
+            .any(|p| p.port == port && p.host.eq_ignore_ascii_case(host));
+        ClientKind {
+            // A proxy may itself speak TLS: then every request needs the trust store.
+            trust_store: self.cfg.proxy.is_some()
+                || (url.scheme() == "https" && !self.cfg.insecure),
+            pinned_port: pinned.then_some(port),
         }
-        self.verified
+    }
+
+    fn cell(&self, kind: ClientKind) -> Arc<tokio::sync::OnceCell<reqwest::Client>> {
+        if let Some(cell) = self.clients.read().expect("clients lock").get(&kind) {
+            return cell.clone();
+        }
+        let mut clients = self.clients.write().expect("clients lock");
+        clients.entry(kind).or_default().clone()
+    }
+
+    async fn client_for(&self, url: &Url) -> Result<reqwest::Client, Failure> {
+        let kind = self.kind_for(url);
+        let cell = self.cell(kind);
+        let client = cell
             .get_or_try_init(|| async {
-                let cfg = self.cfg.clone();
-                tokio::task::spawn_blocking(move || client(&cfg, true))
+                // Loading the trust store reads files: off the runtime.
+                let (cfg, dns) = (self.cfg.clone(), self.dns.clone());
+                tokio::task::spawn_blocking(move || client(&cfg, dns, kind))
                     .await
-                    .map_err(|e| Failure::Tls(format!("loading the trust store: {e}")))?
-                    .map_err(|e| Failure::Tls(format!("loading the trust store: {e:#}")))
+                    .map_err(|e| Failure::Tls(format!("building the HTTP client: {e}")))?
+                    .map_err(|e| Failure::Tls(format!("building the HTTP client: {e:#}")))
             })
-            .await
+            .await?;
+        Ok(client.clone())
     }
 
     /// Fetch with retries. Each attempt passes the host and global limits again.
@@ -576,5 +633,35 @@ mod tests {
     fn credentials_are_redacted() {
         let url = Url::parse("https://user:secret@a.test/x").unwrap();
         assert_eq!(redacted(&url).as_str(), "https://a.test/x");
+    }
+
+    /// A name the resolver cannot find (NXDOMAIN, SERVFAIL) is a `dns` record,
+    /// and is not retried.
+    #[tokio::test]
+    async fn a_failed_lookup_is_a_dns_failure() {
+        use futures_util::FutureExt;
+        let cfg = <crate::cli::Cli as clap::Parser>::parse_from(["trawl"])
+            .run
+            .into_config(vec![])
+            .unwrap();
+        let cfg = Arc::new(cfg);
+        let lookup: resolve::LookupFn = Arc::new(|host: String| {
+            async move {
+                Err(std::io::Error::other(format!(
+                    "{host}: Name or service not known"
+                )))
+            }
+            .boxed()
+        });
+        let fetcher = Fetcher::with_lookup(cfg.clone(), Limits::new(&cfg), lookup).unwrap();
+        let request = crate::input::parse_line(b"http://nx.test/", crate::input::Line::Complete)
+            .unwrap()
+            .2
+            .unwrap();
+        let report = fetcher.fetch(&request, &CancellationToken::new()).await;
+        let failure = report.body.unwrap_err();
+        assert_eq!(failure.kind(), crate::record::ErrorKind::Dns, "{failure}");
+        assert!(failure.to_string().contains("not known"), "{failure}");
+        assert_eq!(report.attempts, 1);
     }
 }

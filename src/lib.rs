@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod process;
 pub mod progress;
 pub mod record;
+pub mod resolve;
 pub mod resume;
 pub mod summary;
 

@@ -6,6 +6,7 @@ mod binary;
 mod fetching;
 mod http2;
 mod inputs;
+mod names;
 mod outputs;
 mod props;
 mod reliability;
