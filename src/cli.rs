@@ -90,7 +90,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Concurrency and politeness")]
     pub host_rate: Option<Rate>,
 
-    /// Retries after connect errors, timeouts, truncated bodies and 408/429/5xx.
+    /// Retries after connect errors, timeouts, resets, truncated bodies and
+    /// HTTP 408/429/500/502/503/504 (never other statuses), with backoff.
     #[arg(
         long,
         value_name = "N",
@@ -125,11 +126,11 @@ pub struct RunArgs {
     #[arg(short = 'd', long, value_name = "DATA", help_heading = "Requests")]
     pub data: Option<String>,
 
-    /// User-Agent header.
+    /// User-Agent header [default: trawl/VERSION].
     #[arg(short = 'A', long, value_name = "UA", help_heading = "Requests")]
     pub user_agent: Option<String>,
 
-    /// Time limit for one attempt: connect, headers and the whole body.
+    /// Time limit for one attempt: connect, headers, all redirects and the whole body.
     #[arg(short = 't', long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = "Requests")]
     pub timeout: Duration,
 
@@ -459,8 +460,8 @@ impl RunArgs {
             }),
         };
         if let Some(proxy) = &self.proxy {
-            reqwest::Proxy::all(proxy.as_str())
-                .map_err(|e| usage_error(format!("invalid --proxy '{proxy}': {e}")))?;
+            check_proxy(proxy)
+                .map_err(|why| usage_error(format!("invalid --proxy '{proxy}': {why}")))?;
         }
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(usage_error(
@@ -557,6 +558,55 @@ impl Cli {
             }
         }
     }
+}
+
+/// Proxy schemes trawl hands to reqwest. Anything else (a typo such as `htp://`,
+/// or `ftp://`) would be ignored by it and the traffic would go around the proxy.
+const PROXY_SCHEMES: [&str; 4] = ["http", "https", "socks5", "socks5h"];
+
+/// A usable proxy URL: one of [`PROXY_SCHEMES`] and a host.
+pub fn check_proxy(proxy: &str) -> Result<(), String> {
+    let expected = "expected http://, https://, socks5:// or socks5h:// and a host, e.g. http://proxy.example:3128";
+    let url = url::Url::parse(proxy).map_err(|e| format!("{e}; {expected}"))?;
+    if !PROXY_SCHEMES.contains(&url.scheme()) {
+        return Err(format!(
+            "scheme '{}' is not supported; {expected}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("no host; {expected}"));
+    }
+    reqwest::Proxy::all(proxy)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// The proxy variables reqwest reads from the environment that hold a value it
+/// would not use (so requests would bypass the intended proxy), with the reason.
+pub fn bad_proxy_env() -> Vec<(String, String)> {
+    [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ]
+    .iter()
+    .filter_map(|name| {
+        let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty())?;
+        // reqwest, like curl, takes a bare host:port as http://.
+        let full = if value.contains("://") {
+            value.clone()
+        } else {
+            format!("http://{value}")
+        };
+        check_proxy(&full)
+            .err()
+            .map(|why| (name.to_string(), format!("'{value}': {why}")))
+    })
+    .collect()
 }
 
 fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
@@ -766,5 +816,23 @@ mod tests {
             .collect();
         // Computed independently (Python hashlib): sha256(key)[..8] big-endian % 4 + 1.
         assert_eq!(pinned, [2, 3, 3]);
+    }
+
+    /// One retry rule: the code's list, `--help` and the README say the same.
+    #[test]
+    fn help_and_readme_name_the_retried_statuses() {
+        let list: Vec<String> = crate::fetch::RETRIED_STATUSES
+            .iter()
+            .map(u16::to_string)
+            .collect();
+        let help = Cli::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(help.contains(&format!("HTTP {}", list.join("/"))), "{help}");
+        let readme = include_str!("../README.md");
+        assert!(
+            readme.contains(&list.join("/")),
+            "README does not list {}",
+            list.join("/")
+        );
     }
 }

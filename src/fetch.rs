@@ -21,6 +21,10 @@ use crate::limits::{HostHandle, Limits, Probe, Slot};
 use crate::record::Failure;
 use crate::resolve::{self, Resolver};
 
+/// Statuses that are retried (unless `--ok-status` accepts them). The
+/// `--retries` help and the README list them; a test keeps the three the same.
+pub const RETRIED_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
+
 /// Facts about the final response of the last attempt.
 #[derive(Debug, Clone)]
 pub struct Head {
@@ -249,12 +253,22 @@ impl Fetcher {
                 return done;
             }
             drop(slot);
-            tracing::debug!(url = %redacted(&req.url), attempts, "will retry");
+            let url = redacted(&req.url);
+            let reason = match (&head, &body) {
+                (_, Err(f)) => format!("{}: {f}", f.kind().as_str()),
+                (Some(h), Ok(_)) => format!("HTTP {}", h.status.as_u16()),
+                (None, Ok(_)) => "no response".to_owned(),
+            };
             match head.as_ref().and_then(|h| h.retry_after) {
                 // The whole host waits; this request waits for the pause in `acquire`.
-                Some(wait) => host.pause_for(wait.min(self.cfg.max_retry_wait)),
+                Some(wait) => {
+                    let wait = wait.min(self.cfg.max_retry_wait);
+                    tracing::info!(%url, attempts, "retry after {reason}; host {} paused for {} (Retry-After)", host_key(&req.url), humantime::format_duration(wait));
+                    host.pause_for(wait);
+                }
                 None => {
                     let delay = full_jitter(caps.next().unwrap_or(Duration::from_secs(30)));
+                    tracing::info!(%url, attempts, "retry after {reason}; waiting {:.0?}", delay);
                     tokio::select! {
                         biased;
                         _ = halt.cancelled() => return report((head, body), attempts, first_start),
@@ -269,7 +283,15 @@ impl Fetcher {
     fn note_health(&self, host: &HostHandle, head: Option<&Head>, body: &Result<Body, Failure>) {
         match (head, body) {
             (Some(_), _) => host.record_response(),
-            (None, Err(f)) if is_transport(f) => host.record_transport_failure(),
+            (None, Err(f)) if is_transport(f) => {
+                let opened = host.record_transport_failure();
+                if opened {
+                    tracing::info!(
+                        "circuit open for host {}: its remaining inputs fail fast (--circuit-breaker)",
+                        host.key()
+                    );
+                }
+            }
             _ => {}
         }
     }
@@ -280,8 +302,7 @@ impl Fetcher {
             Err(_) => false,
             Ok(_) => head.is_some_and(|h| {
                 let code = h.status.as_u16();
-                matches!(code, 408 | 429 | 500 | 502 | 503 | 504)
-                    && !self.cfg.ok_status.contains(code)
+                RETRIED_STATUSES.contains(&code) && !self.cfg.ok_status.contains(code)
             }),
         }
     }

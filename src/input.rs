@@ -21,6 +21,12 @@ use crate::record::Failure;
 /// Longest input line accepted; longer lines become `invalid_input` records
 /// without ever being held in memory whole.
 pub const MAX_LINE: usize = 256 * 1024;
+/// Longest URL accepted: the HTTP stack (the `http` crate's `Uri`) takes no
+/// longer one, so a longer URL is refused when it is read rather than failing
+/// at send time.
+pub const MAX_URL: usize = u16::MAX as usize - 1;
+/// A UTF-8 byte order mark, as editors on Windows put at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// How much of a bad line is echoed back in the record's `input`.
 const ECHO_LIMIT: usize = 256;
 
@@ -73,6 +79,7 @@ pub async fn open(specs: &[InputSpec]) -> anyhow::Result<Vec<Source>> {
         let reader: Box<dyn AsyncBufRead + Unpin + Send> = match spec {
             InputSpec::Stdin => Box::new(BufReader::with_capacity(64 * 1024, tokio::io::stdin())),
             InputSpec::File(path) => {
+                tracing::info!("reading input '{}'", path.display());
                 let file = tokio::fs::File::open(path)
                     .await
                     .with_context(|| format!("cannot open input '{}'", path.display()))?;
@@ -117,7 +124,12 @@ pub async fn read_jobs(
             let line = line.with_context(|| format!("reading input '{}'", source.name))?;
             let Some(line) = line else { break };
             line_no += 1;
-            let Some((input, id, request)) = parse_line(&buf, line) else {
+            // One byte order mark at the start of each input is not part of its first line.
+            let raw = match line_no {
+                1 => buf.strip_prefix(BOM).unwrap_or(&buf),
+                _ => &buf[..],
+            };
+            let Some((input, id, request)) = parse_line(raw, line) else {
                 continue;
             };
             let job = Job {
@@ -239,7 +251,7 @@ impl Request {
 /// Parse and check an absolute http(s) URL.
 pub fn parse_url(text: &str) -> Result<Url, Failure> {
     let url = Url::parse(text).map_err(|e| match e {
-        url::ParseError::RelativeUrlWithoutBase if !text.contains(char::is_whitespace) => {
+        url::ParseError::RelativeUrlWithoutBase if looks_like_a_host(text) => {
             Failure::InvalidInput(format!("invalid URL: no scheme (write https://{text})"))
         }
         url::ParseError::RelativeUrlWithoutBase => {
@@ -247,6 +259,12 @@ pub fn parse_url(text: &str) -> Result<Url, Failure> {
         }
         e => Failure::InvalidInput(format!("invalid URL: {e}")),
     })?;
+    if url.as_str().len() > MAX_URL {
+        return Err(Failure::InvalidInput(format!(
+            "URL is {} bytes, longer than the {MAX_URL}-byte limit of the HTTP stack",
+            url.as_str().len()
+        )));
+    }
     match url.scheme() {
         "http" | "https" => {}
         other => return Err(Failure::UnsupportedScheme(other.to_owned())),
@@ -255,6 +273,17 @@ pub fn parse_url(text: &str) -> Result<Url, Failure> {
         return Err(Failure::InvalidInput("invalid URL: no host".into()));
     }
     Ok(url)
+}
+
+/// Whether `https://` in front of `text` makes a URL of a host with a dotted
+/// name (or localhost): only then is it worth suggesting.
+fn looks_like_a_host(text: &str) -> bool {
+    text.is_ascii()
+        && !text.contains(char::is_whitespace)
+        && Url::parse(&format!("https://{text}")).is_ok_and(|u| {
+            u.host_str()
+                .is_some_and(|h| (h.contains('.') && !h.ends_with('.')) || h == "localhost")
+        })
 }
 
 /// A JSON request object. Unknown fields are ignored, so earlier output is valid input.
@@ -266,6 +295,10 @@ struct RawRequest {
     headers: serde_json::Map<String, Value>,
     body: Option<Value>,
     id: Option<Value>,
+    /// A trawl record's `input` and `error`: a failure record without `url`
+    /// (a bad line) gives back the same verdict for the same input.
+    input: Option<String>,
+    error: Option<crate::record::ErrorInfo>,
     /// Present in trawl's own records: such a line is re-fetched by its `url`
     /// (and keeps its `id`); its `body` is output, not something to send.
     ok: Option<Value>,
@@ -291,6 +324,17 @@ fn parse_object(text: &str) -> (String, Option<Value>, Result<Request, Failure>)
                 id,
                 Err(invalid("\"url\" must be a string")),
             );
+        }
+        None if raw.ok.is_some() && raw.input.is_some() => {
+            let input = raw.input.unwrap_or_default();
+            let message = raw.error.map(|e| e.message).unwrap_or_default();
+            // The same verdict again: a scheme is judged again from the input;
+            // a bad line's input is only its start, so its message is kept.
+            let failure = match parse_url(&input) {
+                Err(failure @ Failure::UnsupportedScheme(_)) => failure,
+                _ => Failure::InvalidInput(message),
+            };
+            return (input, id, Err(failure));
         }
         None => {
             return (

@@ -99,6 +99,25 @@ pub async fn run(
     shutdown: Arc<Shutdown>,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    for (name, why) in cli::bad_proxy_env() {
+        tracing::warn!("{name} is not a usable proxy and is ignored, so requests go direct: {why}");
+    }
+    output::refuse_to_overwrite_inputs(&cfg)?;
+    tracing::info!(
+        concurrency = cfg.concurrency.get(),
+        per_host = ?cfg.per_host,
+        rate = ?cfg.rate.map(|r| format!("{}/{:?}", r.count, r.per)),
+        host_rate = ?cfg.host_rate.map(|r| format!("{}/{:?}", r.count, r.per)),
+        retries = cfg.retries,
+        timeout = ?cfg.timeout,
+        connect_timeout = ?cfg.connect_timeout,
+        hash = ?cfg.hash,
+        proxy = cfg.proxy.is_some(),
+        resolve = cfg.resolve.len(),
+        ordered = cfg.ordered,
+        shard = ?cfg.shard.map(|s| format!("{}/{}", s.k, s.n)),
+        "settings"
+    );
     let sources = input::open(&cfg.inputs).await?;
     let resumed = match cfg.resume {
         true => Some(resume::prepare(&cfg)?),

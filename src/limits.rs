@@ -287,8 +287,15 @@ impl HostHandle {
         }
     }
 
-    pub fn record_transport_failure(&self) {
-        self.state.failures.fetch_add(1, Ordering::Relaxed);
+    /// Count a transport failure; true when it is the one that opens the circuit.
+    pub fn record_transport_failure(&self) -> bool {
+        let now = self.state.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        self.limits.breaker == Some(now)
+    }
+
+    /// The host's key (name and port), for logs.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     pub fn record_response(&self) {

@@ -12,7 +12,7 @@ use anyhow::Context;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Config;
+use crate::cli::{Config, InputSpec};
 use crate::progress::Progress;
 use crate::record::Record;
 use crate::resume::IndexSet;
@@ -52,6 +52,42 @@ impl Outputs {
             .transpose()?;
         Ok(Outputs { main, errors })
     }
+}
+
+/// Refuse any `-o`, `--errors`, `--summary` or `--save` target that is one of
+/// the inputs (the same device and inode, whatever the spelling: symlinks and
+/// hard links included; stdin when it is a file): opening it for writing would
+/// empty the list before it is read. Checked before anything is opened.
+pub fn refuse_to_overwrite_inputs(cfg: &Config) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let inputs: Vec<(String, (u64, u64))> = cfg
+        .inputs
+        .iter()
+        .filter_map(|spec| match spec {
+            InputSpec::File(path) => Some((path.display().to_string(), identity(path)?)),
+            // Through /dev/stdin: its target, when stdin is a redirected file.
+            InputSpec::Stdin => Some(("<stdin>".into(), identity(Path::new("/dev/stdin"))?)),
+            InputSpec::Text { .. } => None,
+        })
+        .collect();
+    let targets = [
+        ("-o", &cfg.output),
+        ("--errors", &cfg.errors),
+        ("--summary", &cfg.summary),
+        ("--save", &cfg.save),
+    ];
+    for (flag, target) in targets {
+        let Some(path) = target else { continue };
+        let Some(id) = identity(path) else { continue };
+        if let Some((input, _)) = inputs.iter().find(|(_, i)| *i == id) {
+            anyhow::bail!(
+                "{flag} '{}' is the input '{input}': writing it would destroy the list before it is read",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Truncate, or append when resuming.

@@ -1,6 +1,7 @@
 //! stderr: the indicatif progress bar and the tracing log lines, glued so that a
 //! log line suspends the bar and the two never tear each other. stdout never sees
-//! any of it. The bar is hidden when stderr is not a terminal (unless --progress).
+//! any of it. The bar is hidden when stderr is not a terminal; there `--progress`
+//! prints a plain line every 10 s instead (CI logs), and one at the end.
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +20,25 @@ use crate::limits::Limits;
 pub struct Progress {
     bar: Option<ProgressBar>,
     state: Arc<State>,
+    /// Plain progress lines (no terminal): the thread that prints them.
+    plain: Option<Arc<Plain>>,
 }
+
+/// Plain progress lines on a stderr that is not a terminal.
+struct Plain {
+    finished: std::sync::Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+/// How often a plain progress line is printed.
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
 
 struct State {
     started: Instant,
     ok: AtomicU64,
     failed: AtomicU64,
+    /// Records to come, once the input has been read to its end.
+    total: OnceLock<u64>,
     limits: OnceLock<Arc<Limits>>,
     last_message: std::sync::Mutex<Instant>,
 }
@@ -35,6 +49,7 @@ impl State {
             started: Instant::now(),
             ok: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            total: OnceLock::new(),
             limits: OnceLock::new(),
             last_message: std::sync::Mutex::new(Instant::now()),
         }
@@ -43,13 +58,73 @@ impl State {
 
 const REFRESH: Duration = Duration::from_millis(100);
 
+impl State {
+    /// `trawl: progress: 1200/5000 done (24%), 1190 ok, 10 failed, 412/s, eta 9s`:
+    /// no escapes, for logs.
+    fn plain_line(&self) -> String {
+        let (ok, failed) = (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        );
+        let done = ok + failed;
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = done as f64 / secs;
+        let of = match self.total.get() {
+            Some(&total) if total > 0 => {
+                let left = total.saturating_sub(done) as f64;
+                let eta = if rate > 0.0 {
+                    format!(", eta {:.0}s", left / rate)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{done}/{total} done ({:.0}%){eta}",
+                    done as f64 * 100.0 / total as f64
+                )
+            }
+            _ => format!("{done} done"),
+        };
+        format!(
+            "trawl: progress: {of}, {ok} ok, {failed} failed, {rate:.0}/s, {:.0}s elapsed",
+            secs
+        )
+    }
+}
+
 impl Progress {
     pub fn new(cfg: &Config) -> Progress {
-        let show = match cfg.progress {
-            ProgressMode::Always => true,
-            ProgressMode::Never => false,
-            ProgressMode::Auto => io::stderr().is_terminal(),
+        let terminal = io::stderr().is_terminal();
+        let (show, plain) = match cfg.progress {
+            ProgressMode::Always => (terminal, !terminal),
+            ProgressMode::Never => (false, false),
+            ProgressMode::Auto => (terminal, false),
         };
+        let state = Arc::new(State::new());
+        let plain = plain.then(|| {
+            let plain = Arc::new(Plain {
+                finished: std::sync::Mutex::new(false),
+                wake: std::sync::Condvar::new(),
+            });
+            let (p, state) = (plain.clone(), state.clone());
+            std::thread::Builder::new()
+                .name("trawl-progress".into())
+                .spawn(move || {
+                    let mut finished = p.finished.lock().expect("progress lock");
+                    loop {
+                        finished = p
+                            .wake
+                            .wait_timeout(finished, PLAIN_EVERY)
+                            .expect("progress lock")
+                            .0;
+                        if *finished {
+                            return;
+                        }
+                        eprintln!("{}", state.plain_line());
+                    }
+                })
+                .expect("spawn progress thread");
+            plain
+        });
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
@@ -59,10 +134,7 @@ impl Progress {
             bar.enable_steady_tick(REFRESH);
             bar
         });
-        Progress {
-            bar,
-            state: Arc::new(State::new()),
-        }
+        Progress { bar, state, plain }
     }
 
     /// A display that never draws (tests, demo internals).
@@ -70,6 +142,7 @@ impl Progress {
         Progress {
             bar: None,
             state: Arc::new(State::new()),
+            plain: None,
         }
     }
 
@@ -80,6 +153,7 @@ impl Progress {
 
     /// The input has been read to its end: `total` records are coming.
     pub fn set_total(&self, total: u64) {
+        let _ = self.state.total.set(total);
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_style(
@@ -120,6 +194,14 @@ impl Progress {
     }
 
     pub fn finish(&self) {
+        if let Some(plain) = &self.plain {
+            let mut finished = plain.finished.lock().expect("progress lock");
+            if !*finished {
+                *finished = true;
+                plain.wake.notify_all();
+                eprintln!("{}", self.state.plain_line());
+            }
+        }
         if let Some(bar) = &self.bar {
             bar.set_message(self.message());
             bar.finish_and_clear();
