@@ -3,7 +3,11 @@
 with run_in_executor so the event loop is not blocked. One JSON line per URL.
 
 usage: aiohttp_fetch.py CONCURRENCY URLS_FILE > results.jsonl
+With BENCH_RESOLVE_ALL=ADDR every host name resolves to ADDR (a custom
+resolver, as --resolve does for curl and trawl) and certificates are not checked.
 """
+import os
+import socket
 import asyncio
 import hashlib
 import json
@@ -25,13 +29,31 @@ async def fetch(session, sem, loop, url, out):
     out.write(json.dumps(rec) + "\n")
 
 
+class ResolveAll:
+    """aiohttp resolver that maps every name to one address."""
+
+    def __init__(self, addr):
+        self.addr = addr
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        return [{"hostname": host, "host": self.addr, "port": port, "family": socket.AF_INET,
+                 "proto": 0, "flags": socket.AI_NUMERICHOST}]
+
+    async def close(self):
+        pass
+
+
 async def main():
     concurrency = int(sys.argv[1])
     with open(sys.argv[2]) as f:
         urls = [line.strip() for line in f if line.strip()]
     sem = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    pinned = os.environ.get("BENCH_RESOLVE_ALL")
+    if pinned:
+        connector = aiohttp.TCPConnector(limit=concurrency, resolver=ResolveAll(pinned), ssl=False)
+    else:
+        connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await asyncio.gather(*(fetch(session, sem, loop, u, sys.stdout) for u in urls))

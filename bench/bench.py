@@ -190,9 +190,10 @@ def main():
     server = subprocess.Popen([SERVER], stdout=subprocess.PIPE, text=True)
     base = server.stdout.readline().strip()
     tls = server.stdout.readline().strip()
+    tls1 = server.stdout.readline().strip()
     out = []
     try:
-        sections = scenarios(base, tls, runs, scale, only)
+        sections = scenarios(base, tls, tls1, runs, scale, only)
         for title, body in sections:
             out.append(f"## {title}\n\n{body}\n")
     finally:
@@ -200,7 +201,7 @@ def main():
     write_report(out, runs, args)
 
 
-def scenarios(base, tls, runs, scale, only):
+def scenarios(base, tls, tls1, runs, scale, only):
     def want(name):
         return not only or name in only
 
@@ -267,6 +268,44 @@ def scenarios(base, tls, runs, scale, only):
             r = med(res["trawl"], "wall") / med(res["curl --parallel"], "wall")
             rows.append(f"\ntrawl / curl --parallel = {r:.2f} (no target; HTTP/2 is not in the issue's table)")
         yield (f"{n} tiny responses over HTTPS, HTTP/2 by ALPN, c=64", "\n".join(rows))
+
+    for proto, origin in (("h2", tls), ("http1", tls1)):
+        if not want("hosts") and not want(f"hosts-{proto}"):
+            continue
+        n, names = 10000 // scale, 1000 // scale
+        port = origin.rsplit(":", 1)[1]
+        hosts = [f"h{j}.bench.test" for j in range(names)]
+        urls = [f"https://{hosts[i % names]}:{port}/b/16?i={i}" for i in range(n)]
+        lst = write_list(f"hosts-{proto}", urls)
+        pins = [f"{h}:{port}:127.0.0.1" for h in hosts]
+        trawl_cmd = [TRAWL, lst, "-c", "64", "-q", "--retries", "0", "--insecure"]
+        for p in pins:
+            trawl_cmd += ["--resolve", p]
+        tools = {"trawl": (trawl_cmd, None, False)}
+        if have("curl"):
+            cfg = os.path.join(TMP, f"hosts-{proto}.curl")
+            with open(cfg, "w") as f:
+                f.writelines(f'resolve = "{p}"\n' for p in pins)
+                f.writelines(f'url = "{u}"\noutput = "/dev/null"\n' for u in urls)
+            # Without --parallel-immediate curl waits for a host's first connection and multiplexes.
+            tools["curl --parallel"] = (["curl", "-sk", "--parallel", "--parallel-max", "64", "-K", cfg,
+                                         "-w", "%{json}\\n"], None, False)
+        if have("aiohttp"):
+            cmd = f"BENCH_RESOLVE_ALL=127.0.0.1 {sys.executable} {os.path.join(ROOT, 'bench', 'aiohttp_fetch.py')} 64 {lst}"
+            tools["asyncio+aiohttp"] = (cmd, None, True)
+        res = run_scenario(f"hosts-{proto}", tools, runs)
+        # The slowest record, from one more trawl run.
+        measure(trawl_cmd, sampling=False)
+        with open(os.path.join(TMP, "out")) as f:
+            slowest = max(json.loads(line).get("elapsed_ms", 0) for line in f)
+        lines = [table(res), ""]
+        if "asyncio+aiohttp" in res:
+            r = med(res["trawl"], "wall") / med(res["asyncio+aiohttp"], "wall")
+            lines.append(verdict(r <= 0.5 and slowest <= 1000,
+                                 f"trawl / asyncio+aiohttp = {r:.2f} (target <= 0.5); slowest trawl record "
+                                 f"{slowest:.0f} ms (target <= 1000)"))
+        what = "HTTP/2 by ALPN" if proto == "h2" else "HTTP/1.1 only"
+        yield (f"{n} URLs over {names} host names, HTTPS, {what}, c=64, names pinned with --resolve", "\n".join(lines))
 
     if want("html"):
         n = 5000 // scale

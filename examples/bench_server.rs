@@ -3,7 +3,8 @@
 //! server's side. Run: `cargo run --release --example bench_server [PORT]`; it
 //! prints `http://127.0.0.1:PORT`, then `https://127.0.0.1:PORT2` (the same routes
 //! over TLS with a self-signed certificate, HTTP/2 or HTTP/1.1 by ALPN), and
-//! serves until killed.
+//! then `https://127.0.0.1:PORT3` (the same over TLS, HTTP/1.1 only), and
+//! serves until killed. The TLS listeners answer any server name (SNI).
 //!
 //! GET /b/{size}?delay=MS       `size` bytes of binary data after `delay` ms
 //! GET /h/{id}?size=N&delay=MS  an HTML page of about N bytes with a <title>
@@ -187,7 +188,12 @@ async fn main() {
         .await
         .expect("bind");
     println!("https://{}", tls.local_addr().expect("address"));
-    tokio::spawn(serve_tls(tls, app.clone(), counters.clone()));
+    tokio::spawn(serve_tls(tls, app.clone(), counters.clone(), &[b"h2", b"http/1.1"]));
+    let tls1 = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    println!("https://{}", tls1.local_addr().expect("address"));
+    tokio::spawn(serve_tls(tls1, app.clone(), counters.clone(), &[b"http/1.1"]));
     let listener = listener.tap_io(move |tcp| {
         let _ = tcp.set_nodelay(true);
         counters.connections.fetch_add(1, Ordering::Relaxed);
@@ -195,8 +201,13 @@ async fn main() {
     axum::serve(listener, app).await.expect("serve");
 }
 
-/// The same routes over TLS; HTTP/2 when the client offers it.
-async fn serve_tls(listener: tokio::net::TcpListener, app: Router, counters: Arc<Counters>) {
+/// The same routes over TLS, offering the ALPN protocols `alpn`.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    counters: Arc<Counters>,
+    alpn: &'static [&'static [u8]],
+) {
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
     let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
         cert.signing_key.serialize_der().into(),
@@ -205,7 +216,7 @@ async fn serve_tls(listener: tokio::net::TcpListener, app: Router, counters: Arc
         .with_no_client_auth()
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .expect("tls config");
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     while let Ok((tcp, _)) = listener.accept().await {
         let _ = tcp.set_nodelay(true);

@@ -86,6 +86,8 @@ pub struct Fetcher {
     clients: RwLock<HashMap<ClientKind, Arc<tokio::sync::OnceCell<reqwest::Client>>>>,
     /// Name lookups, shared by every client.
     dns: Arc<resolve::Cache>,
+    /// The (host, port) pairs that `--resolve` pins.
+    pinned: std::collections::HashSet<(String, u16)>,
     cfg: Arc<Config>,
     limits: Arc<Limits>,
 }
@@ -153,6 +155,7 @@ impl Fetcher {
         let fetcher = Fetcher {
             clients: RwLock::new(HashMap::new()),
             dns: resolve::Cache::new(lookup),
+            pinned: cfg.resolve.iter().map(|p| (p.host.clone(), p.port)).collect(),
             cfg,
             limits,
         };
@@ -166,11 +169,8 @@ impl Fetcher {
     fn kind_for(&self, url: &Url) -> ClientKind {
         let port = url.port_or_known_default().unwrap_or(0);
         let host = url.host_str().unwrap_or("").trim_end_matches('.');
-        let pinned = self
-            .cfg
-            .resolve
-            .iter()
-            .any(|p| p.port == port && p.host.eq_ignore_ascii_case(host));
+        // URL hosts are lowercase already, as are pins.
+        let pinned = !self.pinned.is_empty() && self.pinned.contains(&(host.to_owned(), port));
         ClientKind {
             // A proxy may itself speak TLS: then every request needs the trust store.
             trust_store: self.cfg.proxy.is_some()
