@@ -8,17 +8,17 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
-use bytes::Bytes;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, Response, StatusCode, Version};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::body::Body;
 use crate::cli::Config;
-use crate::input::Request;
+use crate::failure::Failure;
+use crate::job::Request;
 use crate::limits::{HostHandle, Limits, Probe, Slot};
-use crate::record::Failure;
 use crate::resolve::{self, Resolver};
 
 /// Statuses that are retried (unless `--ok-status` accepts them). The
@@ -155,7 +155,11 @@ impl Fetcher {
         let fetcher = Fetcher {
             clients: RwLock::new(HashMap::new()),
             dns: resolve::Cache::new(lookup),
-            pinned: cfg.resolve.iter().map(|p| (p.host.clone(), p.port)).collect(),
+            pinned: cfg
+                .resolve
+                .iter()
+                .map(|p| (p.host.clone(), p.port))
+                .collect(),
             cfg,
             limits,
         };
@@ -439,51 +443,6 @@ async fn read_body(mut response: Response, max: u64) -> Result<Body, Failure> {
     Ok(body)
 }
 
-/// A decoded body, kept as the chunks it arrived in. Copying them into one
-/// buffer cost a large allocation per body (for 1 MiB: an mmap, 256 page faults
-/// and an munmap in glibc) on top of the copy; hashing works chunk by chunk.
-#[derive(Debug, Clone, Default)]
-pub struct Body {
-    chunks: Vec<Bytes>,
-    len: usize,
-}
-
-impl Body {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn chunks(&self) -> &[Bytes] {
-        &self.chunks
-    }
-
-    fn push(&mut self, chunk: Bytes) {
-        self.len += chunk.len();
-        self.chunks.push(chunk);
-    }
-
-    /// The body in one piece: free when it arrived in one chunk, a copy otherwise.
-    pub fn contiguous(&self) -> std::borrow::Cow<'_, [u8]> {
-        match self.chunks.as_slice() {
-            [] => std::borrow::Cow::Borrowed(&[]),
-            [one] => std::borrow::Cow::Borrowed(one),
-            many => std::borrow::Cow::Owned(many.concat()),
-        }
-    }
-}
-
-impl FromIterator<Bytes> for Body {
-    fn from_iter<I: IntoIterator<Item = Bytes>>(chunks: I) -> Body {
-        let mut body = Body::default();
-        chunks.into_iter().for_each(|c| body.push(c));
-        body
-    }
-}
-
 /// "Full jitter": a wait drawn uniformly from zero to the cap, so clients that
 /// failed together do not retry together.
 fn full_jitter(cap: Duration) -> Duration {
@@ -636,21 +595,6 @@ mod tests {
     }
 
     #[test]
-    fn bodies_keep_their_chunks_and_join_on_demand() {
-        let one: Body = [Bytes::from_static(b"abc")].into_iter().collect();
-        assert!(matches!(
-            one.contiguous(),
-            std::borrow::Cow::Borrowed(b"abc")
-        ));
-        let many: Body = [&b"ab"[..], b"", b"cd"]
-            .map(Bytes::from_static)
-            .into_iter()
-            .collect();
-        assert_eq!((many.len(), &*many.contiguous()), (4, &b"abcd"[..]));
-        assert!(Body::default().is_empty());
-    }
-
-    #[test]
     fn credentials_are_redacted() {
         let url = Url::parse("https://user:secret@a.test/x").unwrap();
         assert_eq!(redacted(&url).as_str(), "https://a.test/x");
@@ -681,7 +625,7 @@ mod tests {
             .unwrap();
         let report = fetcher.fetch(&request, &CancellationToken::new()).await;
         let failure = report.body.unwrap_err();
-        assert_eq!(failure.kind(), crate::record::ErrorKind::Dns, "{failure}");
+        assert_eq!(failure.kind(), crate::failure::ErrorKind::Dns, "{failure}");
         assert!(failure.to_string().contains("not known"), "{failure}");
         assert_eq!(report.attempts, 1);
     }

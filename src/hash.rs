@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use sha2::Digest;
 
-use crate::fetch::Body;
+use crate::body::Body;
 
 /// Hex SHA-256 of one body.
 pub fn sha256_hex(body: &Body) -> String {

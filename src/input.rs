@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::cli::{InputSpec, Shard};
-use crate::record::Failure;
+use crate::failure::Failure;
+pub use crate::job::{Job, Request};
 
 /// Longest input line accepted; longer lines become `invalid_input` records
 /// without ever being held in memory whole.
@@ -29,41 +30,6 @@ pub const MAX_URL: usize = u16::MAX as usize - 1;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// How much of a bad line is echoed back in the record's `input`.
 const ECHO_LIMIT: usize = 256;
-
-/// One non-skipped input line.
-#[derive(Debug)]
-pub struct Job {
-    /// 0-based position among the non-skipped lines of all inputs.
-    pub index: u64,
-    pub source: Arc<str>,
-    /// 1-based line number within `source`.
-    pub line: u64,
-    /// The input as given: the URL text (or the start of a bad line).
-    pub input: String,
-    pub id: Option<Value>,
-    pub request: Result<Request, Failure>,
-}
-
-impl Job {
-    /// What `--shard` splits by: the host name (so a host's URLs stay together on
-    /// one machine, whatever the scheme or port), or the line itself when it is
-    /// not a usable URL.
-    pub fn shard_key(&self) -> &str {
-        match &self.request {
-            Ok(request) => request.url.host_str().unwrap_or(&self.input),
-            Err(_) => &self.input,
-        }
-    }
-}
-
-/// A request to make. Unset parts fall back to the command-line options.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub url: Url,
-    pub method: Option<Method>,
-    pub headers: HeaderMap,
-    pub body: Option<Vec<u8>>,
-}
 
 /// An opened input.
 pub struct Source {
@@ -237,17 +203,6 @@ pub fn parse_line(
     Some((text.to_owned(), None, parse_url(text).map(Request::get)))
 }
 
-impl Request {
-    fn get(url: Url) -> Request {
-        Request {
-            url,
-            method: None,
-            headers: HeaderMap::new(),
-            body: None,
-        }
-    }
-}
-
 /// Parse and check an absolute http(s) URL.
 pub fn parse_url(text: &str) -> Result<Url, Failure> {
     let url = Url::parse(text).map_err(|e| match e {
@@ -298,7 +253,7 @@ struct RawRequest {
     /// A trawl record's `input` and `error`: a failure record without `url`
     /// (a bad line) gives back the same verdict for the same input.
     input: Option<String>,
-    error: Option<crate::record::ErrorInfo>,
+    error: Option<crate::failure::ErrorInfo>,
     /// Present in trawl's own records: such a line is re-fetched by its `url`
     /// (and keeps its `id`); its `body` is output, not something to send.
     ok: Option<Value>,
@@ -396,7 +351,7 @@ fn echo(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ErrorKind;
+    use crate::failure::ErrorKind;
 
     fn parse(s: &str) -> Option<(String, Option<Value>, Result<Request, Failure>)> {
         parse_line(s.as_bytes(), Line::Complete)

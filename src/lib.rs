@@ -2,12 +2,15 @@
 //! the async runtime, and write one JSON line per input. `run` is the seam that
 //! `main` and the integration tests call.
 
+pub mod body;
 pub mod cli;
 pub mod demo;
 pub mod extract;
+pub mod failure;
 pub mod fetch;
 pub mod hash;
 pub mod input;
+pub mod job;
 pub mod limits;
 pub mod output;
 pub mod pipeline;

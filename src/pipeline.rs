@@ -21,13 +21,15 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::body::Body;
 use crate::cli::{Config, HashKind};
-use crate::fetch::{Body, Fetcher, Report};
+use crate::failure::Failure;
+use crate::fetch::{Fetcher, Report};
 use crate::hash;
 use crate::input::{self, Job, Source};
 use crate::output::Done;
 use crate::process;
-use crate::record::{self, Failure, Record};
+use crate::record::{self, Record};
 use crate::resume::IndexSet;
 
 /// A fetched body waiting for a processing lane. Its report still holds the
@@ -420,7 +422,7 @@ fn panic_failure(payload: Box<dyn std::any::Any + Send>) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ErrorKind;
+    use crate::failure::ErrorKind;
 
     #[test]
     fn a_panic_in_processing_becomes_a_process_failure() {

@@ -8,10 +8,10 @@ use std::path::Path;
 use base64::Engine;
 use encoding_rs::Encoding;
 
+use crate::body::Body;
 use crate::cli::{Config, HashKind};
-use crate::fetch::Body;
+use crate::failure::Failure;
 use crate::hash;
-use crate::record::Failure;
 
 /// What processing adds to a record.
 #[derive(Debug, Default, Clone, PartialEq)]

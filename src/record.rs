@@ -1,122 +1,15 @@
-//! The output record and the per-URL error kinds: the JSON-lines schema in one place.
-//! Per-URL failures are data, never control flow: every input line becomes exactly one
-//! `Record`, successful or not.
+//! The output record: the JSON-lines schema in one place, and how a job's fetch
+//! and processing become one. Every input line becomes exactly one `Record`,
+//! successful or not (the error kinds live in `failure.rs`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cli::Config;
+pub use crate::failure::{ErrorInfo, ErrorKind, Failure};
 use crate::fetch::Report;
-use crate::input::Job;
+use crate::job::Job;
 use crate::process::Processed;
-
-/// Stable, snake_case failure kinds (part of the output contract).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    InvalidInput,
-    UnsupportedScheme,
-    Dns,
-    Connect,
-    Tls,
-    Timeout,
-    HttpStatus,
-    TooManyRedirects,
-    BodyTooLarge,
-    Decode,
-    Process,
-    CircuitOpen,
-    Cancelled,
-    Io,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidInput => "invalid_input",
-            ErrorKind::UnsupportedScheme => "unsupported_scheme",
-            ErrorKind::Dns => "dns",
-            ErrorKind::Connect => "connect",
-            ErrorKind::Tls => "tls",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::HttpStatus => "http_status",
-            ErrorKind::TooManyRedirects => "too_many_redirects",
-            ErrorKind::BodyTooLarge => "body_too_large",
-            ErrorKind::Decode => "decode",
-            ErrorKind::Process => "process",
-            ErrorKind::CircuitOpen => "circuit_open",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::Io => "io",
-        }
-    }
-}
-
-/// Why one input failed. `kind()` is the stable name written to the record.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum Failure {
-    #[error("{0}")]
-    InvalidInput(String),
-    #[error("unsupported scheme '{0}' (only http and https)")]
-    UnsupportedScheme(String),
-    #[error("{0}")]
-    Dns(String),
-    #[error("{0}")]
-    Connect(String),
-    #[error("{0}")]
-    Tls(String),
-    #[error("{0}")]
-    Timeout(String),
-    #[error("HTTP {0}")]
-    HttpStatus(String),
-    #[error("more than {0} redirects")]
-    TooManyRedirects(u32),
-    #[error("decoded body exceeds --max-body of {0} bytes")]
-    BodyTooLarge(u64),
-    #[error("{0}")]
-    Decode(String),
-    #[error("{0}")]
-    Process(String),
-    #[error("{0} consecutive transport failures to this host; not tried")]
-    CircuitOpen(u32),
-    #[error("{0}")]
-    Cancelled(String),
-    #[error("{0}")]
-    Io(String),
-}
-
-impl Failure {
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Failure::InvalidInput(_) => ErrorKind::InvalidInput,
-            Failure::UnsupportedScheme(_) => ErrorKind::UnsupportedScheme,
-            Failure::Dns(_) => ErrorKind::Dns,
-            Failure::Connect(_) => ErrorKind::Connect,
-            Failure::Tls(_) => ErrorKind::Tls,
-            Failure::Timeout(_) => ErrorKind::Timeout,
-            Failure::HttpStatus(_) => ErrorKind::HttpStatus,
-            Failure::TooManyRedirects(_) => ErrorKind::TooManyRedirects,
-            Failure::BodyTooLarge(_) => ErrorKind::BodyTooLarge,
-            Failure::Decode(_) => ErrorKind::Decode,
-            Failure::Process(_) => ErrorKind::Process,
-            Failure::CircuitOpen(_) => ErrorKind::CircuitOpen,
-            Failure::Cancelled(_) => ErrorKind::Cancelled,
-            Failure::Io(_) => ErrorKind::Io,
-        }
-    }
-
-    pub fn info(&self) -> ErrorInfo {
-        ErrorInfo {
-            kind: self.kind(),
-            message: self.to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorInfo {
-    pub kind: ErrorKind,
-    pub message: String,
-}
 
 /// One output line. Absent values are omitted, never null.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -248,20 +141,6 @@ pub fn millis(d: std::time::Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_serialize_as_their_names() {
-        for kind in [
-            ErrorKind::InvalidInput,
-            ErrorKind::TooManyRedirects,
-            ErrorKind::Io,
-        ] {
-            assert_eq!(
-                serde_json::to_value(kind).unwrap(),
-                Value::String(kind.as_str().into())
-            );
-        }
-    }
 
     #[test]
     fn absent_fields_are_omitted() {

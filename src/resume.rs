@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::cli::Config;
-use crate::record::{ErrorKind, Record};
+use crate::failure::ErrorKind;
+use crate::record::Record;
 use crate::summary::Stats;
 
 /// A growable set of input indices (one bit each: 1M inputs take 128 KiB).

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::record::{ErrorKind, Record};
+use crate::failure::ErrorKind;
+use crate::record::Record;
 
 /// Why a run ended before its input did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

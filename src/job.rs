@@ -1,0 +1,58 @@
+//! A job: one non-skipped input line and the request it asks for (or why it
+//! cannot be made). Made by the input stage, carried through every stage after.
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use url::Url;
+
+use crate::failure::Failure;
+
+/// One non-skipped input line.
+#[derive(Debug)]
+pub struct Job {
+    /// 0-based position among the non-skipped lines of all inputs.
+    pub index: u64,
+    pub source: Arc<str>,
+    /// 1-based line number within `source`.
+    pub line: u64,
+    /// The input as given: the URL text (or the start of a bad line).
+    pub input: String,
+    pub id: Option<Value>,
+    pub request: Result<Request, Failure>,
+}
+
+impl Job {
+    /// What `--shard` splits by: the host name (so a host's URLs stay together on
+    /// one machine, whatever the scheme or port), or the line itself when it is
+    /// not a usable URL.
+    pub fn shard_key(&self) -> &str {
+        match &self.request {
+            Ok(request) => request.url.host_str().unwrap_or(&self.input),
+            Err(_) => &self.input,
+        }
+    }
+}
+
+/// A request to make. Unset parts fall back to the command-line options.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub url: Url,
+    pub method: Option<Method>,
+    pub headers: HeaderMap,
+    pub body: Option<Vec<u8>>,
+}
+
+impl Request {
+    /// A GET of `url` with nothing of its own.
+    pub fn get(url: Url) -> Request {
+        Request {
+            url,
+            method: None,
+            headers: HeaderMap::new(),
+            body: None,
+        }
+    }
+}
