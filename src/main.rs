@@ -11,14 +11,10 @@ use trawl::progress::Progress;
 use trawl::summary::Stop;
 use trawl::{Exit, Shutdown};
 
-/// mimalloc instead of the system allocator. Measured side by side against glibc
-/// malloc (tuned with fixed mmap/trim thresholds), medians of 9 on 2 cores: 20k
-/// tiny responses 0.571 -> 0.510 s wall and 0.70 -> 0.60 s CPU (malloc and free
-/// were ~10% of the profile); 600 x 1 MiB sha256 0.597 -> 0.576 s CPU;
-/// jemalloc sat in between (0.550 s, 0.68 s CPU). Built with `no_thp`:
-/// transparent huge pages made 600 x 1 MiB sha256 ~4% faster (0.380 -> 0.365 s,
-/// medians of 21; 16.6k page faults -> ~500) but cost RSS everywhere: 20k tiny
-/// 27 -> 39 MiB, 1 MiB bodies at c=16 76 -> 104 MiB, at c=64 153 -> 202 MiB.
+/// mimalloc instead of the system allocator: malloc and free were a tenth of the
+/// profile on small responses, and mimalloc beat glibc (and jemalloc) side by
+/// side. Built with `no_thp`: transparent huge pages saved page faults but raised
+/// peak memory on every list. The figures are in the README's Performance section.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -151,12 +151,9 @@ pub async fn run(
 }
 
 /// The fetch stage: one driver task per core, each running its share of the
-/// fetches as futures it polls itself. Measured against a `tokio::spawn` per
-/// fetch: a bare reqwest loop over 20k tiny responses used 0.67 s of CPU with a
-/// task per request and 0.50 s with the requests polled together in one task
-/// (a spawned task is woken across threads for each step of its request); trawl
-/// itself went from 0.80 to 0.76 s of CPU (medians of 21), and one driver alone
-/// was slower in wall time than one per core.
+/// fetches as futures it polls itself: a spawned task per fetch is woken across
+/// threads for each step of its request, which cost more CPU, and one driver
+/// alone was slower than one per core (figures in the README's Performance).
 async fn fetch_stage(
     fetcher: Arc<Fetcher>,
     jobs: mpsc::Receiver<Job>,
@@ -304,7 +301,7 @@ async fn fetch_one(
             .await;
         return;
     }
-    // Cheaper here than a hand-off to another thread (measured: 18 µs a record).
+    // Cheaper here than a hand-off to another thread (see the README's Performance).
     drop(report.slot.take());
     let record = processed(cfg, job, report, None);
     let _ = sinks
