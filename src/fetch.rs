@@ -3,7 +3,6 @@
 //! error kinds. Knows nothing about output.
 
 use std::collections::HashMap;
-use std::error::Error as StdError;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::body::Body;
-use crate::cli::Config;
+use crate::classify::classify;
+use crate::config::Config;
 use crate::failure::Failure;
 use crate::job::Request;
 use crate::limits::{HostHandle, Limits, Probe, Slot};
@@ -471,78 +471,6 @@ fn is_transport(f: &Failure) -> bool {
             | Failure::Timeout(_)
             | Failure::Io(_)
     )
-}
-
-/// Map a reqwest error to a failure kind; the message walks the error's sources.
-pub fn classify(err: reqwest::Error) -> Failure {
-    let err = err.without_url();
-    let message = chain(&err);
-    if err.is_timeout() {
-        Failure::Timeout(message)
-    } else if err.is_connect() {
-        if message.contains("dns error") {
-            Failure::Dns(message)
-        } else if has_source::<rustls::Error>(&err, |_| true) {
-            Failure::Tls(message)
-        } else {
-            Failure::Connect(message)
-        }
-    } else if is_cut_short(&err) {
-        Failure::Io(message)
-    } else if err.is_decode() || has_source::<hyper::Error>(&err, |e| e.is_parse()) {
-        Failure::Decode(message)
-    } else {
-        Failure::Io(message)
-    }
-}
-
-/// The connection ended early: reset, closed, or a body shorter than announced.
-fn is_cut_short(err: &(dyn StdError + 'static)) -> bool {
-    use std::io::ErrorKind as K;
-    has_source::<hyper::Error>(err, |e| {
-        e.is_incomplete_message() || e.is_closed() || e.is_canceled()
-    }) || has_source::<std::io::Error>(err, |e| {
-        matches!(
-            e.kind(),
-            K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
-        )
-    })
-}
-
-/// Whether any error in the chain is an `E` matching `pred`. Looks inside
-/// `io::Error`s too (however deeply nested), whose `source()` skips what they wrap.
-fn has_source<E: StdError + 'static>(
-    err: &(dyn StdError + 'static),
-    pred: impl Fn(&E) -> bool,
-) -> bool {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if e.downcast_ref::<E>().is_some_and(&pred) {
-            return true;
-        }
-        cur = match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(wrapped) => Some(wrapped as &(dyn StdError + 'static)),
-            None => e.source(),
-        };
-    }
-    false
-}
-
-/// "outer: inner: root", skipping parts already contained in the previous one.
-pub fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        let text = e.to_string();
-        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
 }
 
 /// A URL fit for logs: any `user:password@` is removed.

@@ -3,6 +3,7 @@
 //! `Failure`, so it still yields exactly one record and never stops the run.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -15,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::cli::{InputSpec, Shard};
 use crate::failure::Failure;
 pub use crate::job::{Job, Request};
+use crate::values::Shard;
 
 /// Longest input line accepted; longer lines become `invalid_input` records
 /// without ever being held in memory whole.
@@ -30,6 +31,28 @@ pub const MAX_URL: usize = u16::MAX as usize - 1;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// How much of a bad line is echoed back in the record's `input`.
 const ECHO_LIMIT: usize = 256;
+
+/// Where input lines come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSpec {
+    Stdin,
+    File(PathBuf),
+    /// An in-memory list (used by `trawl demo` and in-process tests).
+    Text {
+        name: String,
+        text: String,
+    },
+}
+
+impl InputSpec {
+    pub fn name(&self) -> String {
+        match self {
+            InputSpec::Stdin => "<stdin>".to_owned(),
+            InputSpec::File(path) => path.display().to_string(),
+            InputSpec::Text { name, .. } => name.clone(),
+        }
+    }
+}
 
 /// An opened input.
 pub struct Source {

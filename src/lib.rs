@@ -3,7 +3,9 @@
 //! `main` and the integration tests call.
 
 pub mod body;
+pub mod classify;
 pub mod cli;
+pub mod config;
 pub mod demo;
 pub mod extract;
 pub mod failure;
@@ -20,6 +22,7 @@ pub mod record;
 pub mod resolve;
 pub mod resume;
 pub mod summary;
+pub mod values;
 
 use std::sync::{Arc, OnceLock};
 
@@ -28,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::limits::Limits;
 use crate::pipeline::Controls;
@@ -102,7 +105,7 @@ pub async fn run(
     shutdown: Arc<Shutdown>,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    for (name, why) in cli::bad_proxy_env() {
+    for (name, why) in config::bad_proxy_env() {
         tracing::warn!("{name} is not a usable proxy and is ignored, so requests go direct: {why}");
     }
     output::refuse_to_overwrite_inputs(&cfg)?;

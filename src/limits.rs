@@ -14,7 +14,8 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::cli::{Config, Rate};
+use crate::config::Config;
+use crate::values::Rate;
 
 /// Idle host entries are kept up to this many before a prune pass.
 const MIN_PRUNE_AT: usize = 4096;
@@ -319,7 +320,8 @@ impl Drop for HostHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, InputSpec};
+    use crate::cli::Cli;
+    use crate::input::InputSpec;
     use clap::Parser;
 
     fn limits(args: &[&str]) -> Arc<Limits> {
@@ -390,7 +392,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn pacer_slots_stay_on_the_grid() {
-        let p = Pacer::new(crate::cli::parse_rate("100/s").unwrap());
+        let p = Pacer::new(crate::values::parse_rate("100/s").unwrap());
         let start = Instant::now();
         let slots: Vec<Instant> = (0..5).map(|_| p.reserve()).collect();
         for (i, slot) in slots.iter().enumerate() {

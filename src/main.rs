@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use trawl::cli::{Action, Cli};
+use trawl::cli::Cli;
+use trawl::config::Action;
 use trawl::progress::Progress;
 use trawl::summary::Stop;
 use trawl::{Exit, Shutdown};

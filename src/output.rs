@@ -12,7 +12,8 @@ use anyhow::Context;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Config, InputSpec};
+use crate::config::Config;
+use crate::input::InputSpec;
 use crate::progress::Progress;
 use crate::record::Record;
 use crate::resume::IndexSet;

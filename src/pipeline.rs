@@ -22,7 +22,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::body::Body;
-use crate::cli::{Config, HashKind};
+use crate::cli::HashKind;
+use crate::config::Config;
 use crate::failure::Failure;
 use crate::fetch::{Fetcher, Report};
 use crate::hash;

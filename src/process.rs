@@ -9,7 +9,8 @@ use base64::Engine;
 use encoding_rs::Encoding;
 
 use crate::body::Body;
-use crate::cli::{Config, HashKind};
+use crate::cli::HashKind;
+use crate::config::Config;
 use crate::failure::Failure;
 use crate::hash;
 

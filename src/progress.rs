@@ -12,7 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::cli::{Config, LogFormat, ProgressMode};
+use crate::cli::LogFormat;
+use crate::config::{Config, ProgressMode};
 use crate::limits::Limits;
 
 /// Handle to the progress display; cheap to clone, inert when hidden.

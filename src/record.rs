@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cli::Config;
+use crate::config::Config;
 pub use crate::failure::{ErrorInfo, ErrorKind, Failure};
 use crate::fetch::Report;
 use crate::job::Job;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::failure::ErrorKind;
 use crate::record::Record;
 use crate::summary::Stats;

@@ -8,7 +8,8 @@ mod stats;
 
 use std::sync::Arc;
 
-use crate::cli::{Config, InputSpec};
+use crate::config::Config;
+use crate::input::InputSpec;
 use crate::progress::Progress;
 use crate::{Outcome, Shutdown};
 

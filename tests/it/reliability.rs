@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use trawl::cli::{Cli, InputSpec};
+use trawl::cli::Cli;
+use trawl::input::InputSpec;
 use trawl::progress::Progress;
 use trawl::record::ErrorKind;
 use trawl::summary::Stop;

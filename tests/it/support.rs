@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Parser;
-use trawl::cli::{Cli, InputSpec};
+use trawl::cli::Cli;
+use trawl::input::InputSpec;
 use trawl::progress::Progress;
 use trawl::record::Record;
 use trawl::{Outcome, Shutdown};

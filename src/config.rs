@@ -1,0 +1,296 @@
+//! The validated run configuration: `Config`, made once from the parsed
+//! arguments (`cli.rs`), with the checks that span several flags. Reported like
+//! clap errors (exit 2). The stages share it as `Arc<Config>`.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::cli::{Cli, Command, HashKind, LogFormat, RunArgs};
+use crate::input::InputSpec;
+use crate::values::{Rate, Shard, StatusSet, Threshold};
+
+/// Whether the progress bar is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The validated run configuration, shared by every stage as `Arc<Config>`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub inputs: Vec<InputSpec>,
+    pub concurrency: NonZeroUsize,
+    pub per_host: Option<NonZeroUsize>,
+    pub rate: Option<Rate>,
+    pub host_rate: Option<Rate>,
+    pub retries: u32,
+    pub max_retry_wait: Duration,
+    pub circuit_breaker: Option<NonZeroU32>,
+    pub method: Option<Method>,
+    pub headers: HeaderMap,
+    pub data: Option<Vec<u8>>,
+    pub user_agent: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_redirects: u32,
+    pub max_body: u64,
+    pub insecure: bool,
+    pub proxy: Option<String>,
+    /// `--resolve` pins.
+    pub resolve: Vec<crate::resolve::Pin>,
+    pub ok_status: StatusSet,
+    pub hash: HashKind,
+    pub title: bool,
+    pub body: bool,
+    pub jq: Option<crate::extract::Jq>,
+    pub regex: Option<crate::extract::Pattern>,
+    pub select: Option<crate::extract::Select>,
+    pub save: Option<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub errors: Option<PathBuf>,
+    pub ordered: bool,
+    pub summary: Option<PathBuf>,
+    pub resume: bool,
+    pub allow_failures: Threshold,
+    pub shard: Option<Shard>,
+    pub progress: ProgressMode,
+    pub quiet: bool,
+    pub verbose: u8,
+    pub log_format: LogFormat,
+    /// Time requests in flight get to finish after Ctrl-C/SIGTERM.
+    pub grace: Duration,
+}
+
+/// A value that failed validation, reported like a clap error (exit 2).
+pub fn usage_error(message: impl std::fmt::Display) -> clap::Error {
+    use clap::CommandFactory;
+    Cli::command().error(clap::error::ErrorKind::ValueValidation, message)
+}
+
+/// An optional argument compiled once (a `--jq` filter, `--regex`, `--select`);
+/// one that does not compile is a usage error.
+fn compiled<T>(
+    arg: &Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, clap::Error> {
+    arg.as_deref().map(parse).transpose().map_err(usage_error)
+}
+
+impl RunArgs {
+    /// Validate and convert into a `Config` reading the given inputs.
+    pub fn into_config(self, inputs: Vec<InputSpec>) -> Result<Config, clap::Error> {
+        let concurrency = NonZeroUsize::new(self.concurrency)
+            .ok_or_else(|| usage_error("--concurrency must be at least 1"))?;
+        let per_host = match self.per_host {
+            None => None,
+            Some(n) => Some(
+                NonZeroUsize::new(n).ok_or_else(|| usage_error("--per-host must be at least 1"))?,
+            ),
+        };
+        let circuit_breaker = match self.circuit_breaker {
+            None => None,
+            Some(n) => Some(
+                NonZeroU32::new(n)
+                    .ok_or_else(|| usage_error("--circuit-breaker must be at least 1"))?,
+            ),
+        };
+        let method = self
+            .method
+            .as_deref()
+            .map(|m| {
+                Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| usage_error(format!("invalid --method '{m}'")))
+            })
+            .transpose()?;
+        let mut headers = HeaderMap::new();
+        for raw in &self.headers {
+            let (name, value) = parse_header(raw).map_err(usage_error)?;
+            headers.append(name, value);
+        }
+        let data = match self.data {
+            None => None,
+            Some(d) => Some(match d.strip_prefix('@') {
+                Some(path) => std::fs::read(path)
+                    .map_err(|e| usage_error(format!("cannot read --data file '{path}': {e}")))?,
+                None => d.into_bytes(),
+            }),
+        };
+        if let Some(proxy) = &self.proxy {
+            check_proxy(proxy)
+                .map_err(|why| usage_error(format!("invalid --proxy '{proxy}': {why}")))?;
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(usage_error(
+                "--timeout and --connect-timeout must be above zero",
+            ));
+        }
+        if let (Some(o), Some(e)) = (&self.output, &self.errors)
+            && o == e
+        {
+            return Err(usage_error("--output and --errors must be different files"));
+        }
+        let progress = match (self.progress, self.no_progress || self.quiet) {
+            (_, true) => ProgressMode::Never,
+            (true, false) => ProgressMode::Always,
+            (false, false) => ProgressMode::Auto,
+        };
+        Ok(Config {
+            inputs,
+            concurrency,
+            per_host,
+            rate: self.rate,
+            host_rate: self.host_rate,
+            retries: self.retries,
+            max_retry_wait: self.max_retry_wait,
+            circuit_breaker,
+            method,
+            headers,
+            data,
+            user_agent: self
+                .user_agent
+                .unwrap_or_else(|| concat!("trawl/", env!("CARGO_PKG_VERSION")).to_owned()),
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            max_redirects: self.max_redirects,
+            max_body: self.max_body,
+            insecure: self.insecure,
+            proxy: self.proxy,
+            resolve: self.resolve,
+            ok_status: self.ok_status,
+            hash: self.hash,
+            title: self.title,
+            body: self.body,
+            jq: compiled(&self.jq, crate::extract::Jq::parse)?,
+            regex: compiled(&self.regex, crate::extract::Pattern::parse)?,
+            select: compiled(&self.select, crate::extract::Select::parse)?,
+            save: self.save,
+            output: self.output,
+            errors: self.errors,
+            ordered: self.ordered,
+            summary: self.summary,
+            resume: self.resume,
+            allow_failures: self.allow_failures.unwrap_or(Threshold::Count(0)),
+            shard: self.shard,
+            progress,
+            quiet: self.quiet,
+            verbose: self.verbose,
+            log_format: self.log_format,
+            grace: Duration::from_secs(3),
+        })
+    }
+}
+
+/// What `main` should do after parsing.
+pub enum Action {
+    Run(Config),
+    Demo(Config),
+}
+
+impl Cli {
+    pub fn into_action(self) -> Result<Action, clap::Error> {
+        match self.command {
+            Some(Command::Demo { mut run }) => {
+                // The demo fails some inputs on purpose; that alone is no reason to exit 1.
+                run.title = true;
+                run.allow_failures = run.allow_failures.or(Some(Threshold::Percent(100.0)));
+                Ok(Action::Demo(run.into_config(Vec::new())?))
+            }
+            None => {
+                let inputs = if self.inputs.is_empty() {
+                    vec![InputSpec::Stdin]
+                } else {
+                    self.inputs
+                        .into_iter()
+                        .map(|p| {
+                            if p.as_os_str() == "-" {
+                                InputSpec::Stdin
+                            } else {
+                                InputSpec::File(p)
+                            }
+                        })
+                        .collect()
+                };
+                Ok(Action::Run(self.run.into_config(inputs)?))
+            }
+        }
+    }
+}
+
+/// Proxy schemes trawl hands to reqwest. Anything else (a typo such as `htp://`,
+/// or `ftp://`) would be ignored by it and the traffic would go around the proxy.
+const PROXY_SCHEMES: [&str; 4] = ["http", "https", "socks5", "socks5h"];
+
+/// A usable proxy URL: one of [`PROXY_SCHEMES`] and a host.
+pub fn check_proxy(proxy: &str) -> Result<(), String> {
+    let expected = "expected http://, https://, socks5:// or socks5h:// and a host, e.g. http://proxy.example:3128";
+    let url = url::Url::parse(proxy).map_err(|e| format!("{e}; {expected}"))?;
+    if !PROXY_SCHEMES.contains(&url.scheme()) {
+        return Err(format!(
+            "scheme '{}' is not supported; {expected}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("no host; {expected}"));
+    }
+    reqwest::Proxy::all(proxy)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// The proxy variables reqwest reads from the environment that hold a value it
+/// would not use (so requests would bypass the intended proxy), with the reason.
+pub fn bad_proxy_env() -> Vec<(String, String)> {
+    [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ]
+    .iter()
+    .filter_map(|name| {
+        let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty())?;
+        // reqwest, like curl, takes a bare host:port as http://.
+        let full = if value.contains("://") {
+            value.clone()
+        } else {
+            format!("http://{value}")
+        };
+        check_proxy(&full)
+            .err()
+            .map(|why| (name.to_string(), format!("'{value}': {why}")))
+    })
+    .collect()
+}
+
+fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = raw
+        .split_once(':')
+        .ok_or_else(|| format!("invalid header '{raw}': expected \"Name: value\""))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("invalid header name in '{raw}'"))?;
+    let value = HeaderValue::from_str(value.trim())
+        .map_err(|_| format!("invalid header value in '{raw}'"))?;
+    Ok((name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse() {
+        let (n, v) = parse_header("X-Token:  abc ").unwrap();
+        assert_eq!(n.as_str(), "x-token");
+        assert_eq!(v, "abc");
+        assert!(parse_header("no colon").is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! Values of the command-line contract and their parsers: rates, durations,
+//! sizes, status sets, failure thresholds and shares. They import nothing from
+//! the crate, so the parser (`cli.rs`), the configuration and the stages can
+//! all use them.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// `count` request starts per `per`, spread evenly over that period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: NonZeroU32,
+    pub per: Duration,
+}
+
+impl Rate {
+    /// The gap between two request starts.
+    pub fn interval(&self) -> Duration {
+        self.per / self.count.get()
+    }
+}
+
+/// Accepted HTTP statuses, as inclusive ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet(Vec<(u16, u16)>);
+
+impl StatusSet {
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+}
+
+/// How many failures a run may have and still exit 0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    Count(u64),
+    Percent(f64),
+}
+
+impl Threshold {
+    pub fn allows(&self, failed: u64, total: u64) -> bool {
+        match *self {
+            Threshold::Count(n) => failed <= n,
+            Threshold::Percent(p) => total == 0 || (failed as f64) * 100.0 <= p * (total as f64),
+        }
+    }
+}
+
+/// One share of a list split across machines: `k` of `n`, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub k: u64,
+    pub n: u64,
+}
+
+impl Shard {
+    /// Whether an input with this key (its host name) belongs to this share. The
+    /// key's SHA-256 decides, so the split never depends on the machine, the
+    /// platform or the version of trawl.
+    pub fn owns(&self, key: &str) -> bool {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(key.as_bytes());
+        let head = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        head % self.n == self.k - 1
+    }
+}
+
+/// `100`, `100/s`, `600/m`, `5/15s`, `10/500ms`, `3600/h`.
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    let s = s.trim();
+    let (count, per) = match s.split_once('/') {
+        None => (s, Duration::from_secs(1)),
+        Some((count, unit)) => {
+            let per = match unit {
+                "s" => Duration::from_secs(1),
+                "m" => Duration::from_secs(60),
+                "h" => Duration::from_secs(3600),
+                other => parse_duration(other)
+                    .map_err(|e| format!("invalid rate period '{other}': {e}"))?,
+            };
+            (count, per)
+        }
+    };
+    let count: u32 = count.parse().map_err(|_| {
+        format!("invalid rate '{s}': expected N, N/s, N/m, N/h or N/DURATION such as 5/15s")
+    })?;
+    let count = NonZeroU32::new(count).ok_or_else(|| "rate must be above zero".to_owned())?;
+    if per.is_zero() {
+        return Err("rate period must be above zero".to_owned());
+    }
+    Ok(Rate { count, per })
+}
+
+/// `250ms`, `1s`, `2m`, `1h 30m`; a bare number means seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|e| format!("invalid duration '{s}': {e}"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration '{s}': {e} (try 250ms, 10s, 2m)"))
+}
+
+/// `1048576`, `500KB`, `1MiB`, `2 GB`.
+pub fn parse_size_arg(s: &str) -> Result<u64, String> {
+    parse_size::parse_size(s.trim())
+        .map_err(|e| format!("invalid size '{s}': {e} (try 500KB, 16MiB)"))
+}
+
+/// `200`, `200-299`, `2xx`, comma-separated.
+pub fn parse_status_set(s: &str) -> Result<StatusSet, String> {
+    let mut ranges = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("invalid status '{part}': expected 200, 200-299 or 2xx");
+        let range = if let Some(class) = part.strip_suffix("xx").or_else(|| part.strip_suffix("XX"))
+        {
+            let c: u16 = class.parse().map_err(|_| bad())?;
+            if !(1..=5).contains(&c) {
+                return Err(bad());
+            }
+            (c * 100, c * 100 + 99)
+        } else if let Some((lo, hi)) = part.split_once('-') {
+            (
+                lo.trim().parse().map_err(|_| bad())?,
+                hi.trim().parse().map_err(|_| bad())?,
+            )
+        } else {
+            let code: u16 = part.parse().map_err(|_| bad())?;
+            (code, code)
+        };
+        if range.0 > range.1 || range.0 < 100 || range.1 > 999 {
+            return Err(bad());
+        }
+        ranges.push(range);
+    }
+    if ranges.is_empty() {
+        return Err("--ok-status needs at least one status".to_owned());
+    }
+    Ok(StatusSet(ranges))
+}
+
+/// `10` (failures) or `2.5%` (of all records).
+pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
+    let s = s.trim();
+    if let Some(p) = s.strip_suffix('%') {
+        let p: f64 = p
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid percentage '{s}'"))?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(format!("percentage '{s}' must be between 0% and 100%"));
+        }
+        Ok(Threshold::Percent(p))
+    } else {
+        s.parse()
+            .map(Threshold::Count)
+            .map_err(|_| format!("invalid failure threshold '{s}': expected N or P%"))
+    }
+}
+
+/// `K/N` with 1 <= K <= N.
+pub fn parse_shard(s: &str) -> Result<Shard, String> {
+    let bad = || format!("invalid shard '{s}': expected K/N with 1 <= K <= N, e.g. 2/8");
+    let (k, n) = s.trim().split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok(Shard { k, n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse() {
+        let r = parse_rate("100").unwrap();
+        assert_eq!(r.interval(), Duration::from_millis(10));
+        assert_eq!(
+            parse_rate("600/m").unwrap().interval(),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            parse_rate("5/15s").unwrap().interval(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(parse_rate("100/s").unwrap().count.get(), 100);
+        assert!(parse_rate("0/s").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("5/0s").is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size_arg("1MiB").unwrap(), 1 << 20);
+        assert_eq!(parse_size_arg("500KB").unwrap(), 500_000);
+        assert!(parse_size_arg("lots").is_err());
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn status_sets_parse() {
+        let s = parse_status_set("2xx,304,400-404").unwrap();
+        assert!(s.contains(204) && s.contains(304) && s.contains(404));
+        assert!(!s.contains(301) && !s.contains(500));
+        assert!(parse_status_set("9xx").is_err());
+        assert!(parse_status_set("300-200").is_err());
+    }
+
+    #[test]
+    fn thresholds() {
+        assert!(parse_threshold("0").unwrap().allows(0, 10));
+        assert!(!parse_threshold("0").unwrap().allows(1, 10));
+        assert!(parse_threshold("10%").unwrap().allows(1, 10));
+        assert!(!parse_threshold("10%").unwrap().allows(2, 10));
+        assert!(parse_threshold("x%").is_err());
+    }
+
+    #[test]
+    fn shards_parse_and_partition_every_key() {
+        assert_eq!(parse_shard("2/8"), Ok(Shard { k: 2, n: 8 }));
+        for bad in ["0/3", "4/3", "1/0", "3", "a/b", "-1/2"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+        let shards: Vec<Shard> = (1..=5).map(|k| Shard { k, n: 5 }).collect();
+        let mut per_shard = [0; 5];
+        for i in 0..1000 {
+            let key = format!("host{i}.example");
+            let owners: Vec<usize> = (0..5).filter(|&s| shards[s].owns(&key)).collect();
+            assert_eq!(owners.len(), 1, "{key}");
+            per_shard[owners[0]] += 1;
+        }
+        assert!(per_shard.iter().all(|&n| n > 150), "uneven: {per_shard:?}");
+        // Stable across versions and machines: pinned.
+        assert!(Shard { k: 1, n: 1 }.owns("anything"));
+        let pinned: Vec<u64> = ["example.com", "example.org", "a.test"]
+            .iter()
+            .map(|key| (1..=4).find(|&k| Shard { k, n: 4 }.owns(key)).unwrap())
+            .collect();
+        // Computed independently (Python hashlib): sha256(key)[..8] big-endian % 4 + 1.
+        assert_eq!(pinned, [2, 3, 3]);
+    }
+}
