@@ -24,17 +24,16 @@ pub mod resume;
 pub mod summary;
 pub mod values;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::limits::Limits;
-use crate::pipeline::Controls;
+pub use crate::pipeline::Shutdown;
+use crate::pipeline::{Ran, Stages};
 use crate::progress::Progress;
 use crate::summary::{Stop, Summary};
 
@@ -65,30 +64,6 @@ impl Exit {
     }
 }
 
-/// A request to stop, from a signal or a test.
-#[derive(Default)]
-pub struct Shutdown {
-    token: CancellationToken,
-    reason: OnceLock<Stop>,
-}
-
-impl Shutdown {
-    pub fn new() -> Arc<Shutdown> {
-        Arc::new(Shutdown::default())
-    }
-
-    /// Ask the run to stop; returns false if a stop was already requested.
-    pub fn trigger(&self, reason: Stop) -> bool {
-        let first = self.reason.set(reason).is_ok();
-        self.token.cancel();
-        first
-    }
-
-    pub fn reason(&self) -> Option<Stop> {
-        self.reason.get().copied()
-    }
-}
-
 /// What a finished run reports.
 pub struct Outcome {
     pub summary: Summary,
@@ -97,106 +72,17 @@ pub struct Outcome {
     pub error: Option<anyhow::Error>,
 }
 
-/// Run the whole pipeline. Errors returned here happen before anything is
-/// fetched (unreadable input, uncreatable output) and mean exit 2.
+/// Run the whole pipeline: the checks, the stages, the exit code. Errors
+/// returned here happen before anything is fetched (unreadable input,
+/// uncreatable output) and mean exit 2.
 pub async fn run(
     cfg: Arc<Config>,
     progress: Progress,
     shutdown: Arc<Shutdown>,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    for (name, why) in config::bad_proxy_env() {
-        tracing::warn!("{name} is not a usable proxy and is ignored, so requests go direct: {why}");
-    }
-    output::refuse_to_overwrite_inputs(&cfg)?;
-    tracing::info!(
-        concurrency = cfg.concurrency.get(),
-        per_host = ?cfg.per_host,
-        rate = ?cfg.rate.map(|r| format!("{}/{:?}", r.count, r.per)),
-        host_rate = ?cfg.host_rate.map(|r| format!("{}/{:?}", r.count, r.per)),
-        retries = cfg.retries,
-        timeout = ?cfg.timeout,
-        connect_timeout = ?cfg.connect_timeout,
-        hash = ?cfg.hash,
-        proxy = cfg.proxy.is_some(),
-        resolve = cfg.resolve.len(),
-        ordered = cfg.ordered,
-        shard = ?cfg.shard.map(|s| format!("{}/{}", s.k, s.n)),
-        "settings"
-    );
-    let sources = input::open(&cfg.inputs).await?;
-    let resumed = match cfg.resume {
-        true => Some(resume::prepare(&cfg)?),
-        false => None,
-    };
-    let outputs = output::Outputs::open(&cfg)?;
-    if let Some(dir) = &cfg.save {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create --save directory '{}'", dir.display()))?;
-    }
-    // Created now, so a bad path fails before the run rather than after it.
-    let summary_file = match &cfg.summary {
-        Some(path) => Some((
-            path,
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create summary '{}'", path.display()))?,
-        )),
-        None => None,
-    };
-    let limits = Limits::new(&cfg);
-    progress.watch(limits.clone());
-    let fetcher = Arc::new(Fetcher::new(cfg.clone(), limits).context("building the HTTP client")?);
-
-    let (to_writer, from_pipeline) = mpsc::channel(pipeline::window_size(&cfg).min(4096));
-    let closed = CancellationToken::new();
-    let (done, carried) = match resumed {
-        Some(r) => {
-            if r.dropped > 0 {
-                tracing::info!(
-                    dropped = r.dropped,
-                    "resume: dropped torn, cancelled or duplicate lines"
-                );
-            }
-            (Some(Arc::new(r.done)), r.stats)
-        }
-        None => (None, Default::default()),
-    };
-    let skipped = done.as_ref().map_or(0, |d| d.len());
-    let writer = output::spawn(
-        &cfg,
-        outputs,
-        from_pipeline,
-        progress.clone(),
-        closed.clone(),
-        done.clone(),
-        carried,
-    );
-    let controls = Controls {
-        halt: CancellationToken::new(),
-        abort: CancellationToken::new(),
-    };
-    let supervisor = tokio::spawn(supervise(
-        controls.clone(),
-        shutdown.clone(),
-        closed,
-        cfg.grace,
-    ));
-
-    let total_progress = progress.clone();
-    let read = pipeline::run(
-        cfg.clone(),
-        fetcher,
-        sources,
-        to_writer,
-        controls,
-        done,
-        move |n| total_progress.set_total(n.saturating_sub(skipped)),
-    )
-    .await;
-    supervisor.abort();
-    let written = tokio::task::spawn_blocking(move || writer.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+    let (stages, summary_file) = prepare(&cfg, &progress).await?;
+    let Ran { read, written } = pipeline::run(stages, progress.clone(), shutdown.clone()).await?;
 
     let stopped = if written.output_closed {
         Some(Stop::OutputClosed)
@@ -228,25 +114,73 @@ pub async fn run(
     })
 }
 
-/// Turn a shutdown request or a dead output into the stage controls: stop reading
-/// at once; give requests in flight `grace` to finish (none if the output is gone).
-async fn supervise(
-    controls: Controls,
-    shutdown: Arc<Shutdown>,
-    closed: CancellationToken,
-    grace: std::time::Duration,
-) {
-    tokio::select! {
-        _ = shutdown.token.cancelled() => {
-            controls.halt.cancel();
-            tokio::select! {
-                _ = tokio::time::sleep(grace) => {}
-                _ = closed.cancelled() => {}
-            }
-        }
-        _ = closed.cancelled() => controls.halt.cancel(),
+/// Everything checked and opened before the first request: inputs, outputs
+/// (never over an input), the `--save` directory, the summary file, the resume
+/// state and the HTTP client. Any failure here is exit 2 with nothing fetched.
+async fn prepare<'a>(
+    cfg: &'a Arc<Config>,
+    progress: &Progress,
+) -> anyhow::Result<(Stages, Option<(&'a std::path::Path, std::fs::File)>)> {
+    for (name, why) in config::bad_proxy_env() {
+        tracing::warn!("{name} is not a usable proxy and is ignored, so requests go direct: {why}");
     }
-    controls.abort.cancel();
+    output::refuse_to_overwrite_inputs(cfg)?;
+    log_settings(cfg);
+    let sources = input::open(&cfg.inputs).await?;
+    let resumed = match cfg.resume {
+        true => Some(resume::prepare(cfg)?),
+        false => None,
+    };
+    if let Some(r) = resumed.as_ref().filter(|r| r.dropped > 0) {
+        tracing::info!(
+            dropped = r.dropped,
+            "resume: dropped torn, cancelled or duplicate lines"
+        );
+    }
+    let outputs = output::Outputs::open(cfg)?;
+    if let Some(dir) = &cfg.save {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create --save directory '{}'", dir.display()))?;
+    }
+    // Created now, so a bad path fails before the run rather than after it.
+    let summary_file = match &cfg.summary {
+        Some(path) => Some((
+            path.as_path(),
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create summary '{}'", path.display()))?,
+        )),
+        None => None,
+    };
+    let limits = Limits::new(cfg);
+    progress.watch(limits.clone());
+    let fetcher = Arc::new(Fetcher::new(cfg.clone(), limits).context("building the HTTP client")?);
+    let stages = Stages {
+        cfg: cfg.clone(),
+        fetcher,
+        sources,
+        outputs,
+        resumed,
+    };
+    Ok((stages, summary_file))
+}
+
+/// `-v`: the run's settings, once at the start.
+fn log_settings(cfg: &Config) {
+    tracing::info!(
+        concurrency = cfg.concurrency.get(),
+        per_host = ?cfg.per_host,
+        rate = ?cfg.rate.map(|r| format!("{}/{:?}", r.count, r.per)),
+        host_rate = ?cfg.host_rate.map(|r| format!("{}/{:?}", r.count, r.per)),
+        retries = cfg.retries,
+        timeout = ?cfg.timeout,
+        connect_timeout = ?cfg.connect_timeout,
+        hash = ?cfg.hash,
+        proxy = cfg.proxy.is_some(),
+        resolve = cfg.resolve.len(),
+        ordered = cfg.ordered,
+        shard = ?cfg.shard.map(|s| format!("{}/{}", s.k, s.n)),
+        "settings"
+    );
 }
 
 fn write_summary(

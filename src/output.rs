@@ -21,10 +21,10 @@ use crate::summary::Stats;
 
 const BUFFER: usize = 256 * 1024;
 
-/// A finished record and the window slot its job held since it was read.
-pub struct Done {
+/// A finished record and the place in the window its job held since it was read.
+pub struct Finished {
     pub record: Record,
-    pub slot: Option<OwnedSemaphorePermit>,
+    pub place: Option<OwnedSemaphorePermit>,
 }
 
 struct Sink {
@@ -114,29 +114,36 @@ pub struct Written {
     pub error: Option<anyhow::Error>,
 }
 
+/// What the writer starts from.
+pub struct WriterSetup {
+    pub outputs: Outputs,
+    /// `--ordered`.
+    pub ordered: bool,
+    pub progress: Progress,
+    /// Inputs finished by an earlier run (`--resume`): ordering skips them.
+    pub earlier: Option<Arc<IndexSet>>,
+    /// Totals carried over from the earlier run's records.
+    pub stats: Stats,
+}
+
 /// Start the writer thread. `closed` is cancelled when the output can no longer be
 /// written (closed pipe, full disk), so the pipeline stops early.
 pub fn spawn(
-    cfg: &Config,
-    outputs: Outputs,
-    rx: mpsc::Receiver<Done>,
-    progress: Progress,
+    setup: WriterSetup,
+    rx: mpsc::Receiver<Finished>,
     closed: CancellationToken,
-    done: Option<Arc<IndexSet>>,
-    stats: Stats,
 ) -> std::thread::JoinHandle<Written> {
-    let ordered = cfg.ordered;
     std::thread::Builder::new()
         .name("trawl-writer".into())
         .spawn(move || {
             let writer = Writer {
-                outputs,
-                ordered,
+                outputs: setup.outputs,
+                ordered: setup.ordered,
                 next: 0,
                 pending: BTreeMap::new(),
-                done,
-                stats,
-                progress,
+                earlier: setup.earlier,
+                stats: setup.stats,
+                progress: setup.progress,
             };
             writer.run(rx, closed)
         })
@@ -146,11 +153,11 @@ pub fn spawn(
 /// Wait for the next record once the queue ran dry. Records come in streams, so
 /// poll for a few milliseconds before parking: a parked writer must be woken by a
 /// syscall on every record sent, which profiling showed as a real cost.
-fn next_after_idle(rx: &mut mpsc::Receiver<Done>) -> Option<Done> {
+fn next_after_idle(rx: &mut mpsc::Receiver<Finished>) -> Option<Finished> {
     for _ in 0..20 {
         std::thread::sleep(std::time::Duration::from_millis(1));
         match rx.try_recv() {
-            Ok(done) => return Some(done),
+            Ok(finished) => return Some(finished),
             Err(mpsc::error::TryRecvError::Disconnected) => return None,
             Err(mpsc::error::TryRecvError::Empty) => {}
         }
@@ -163,23 +170,23 @@ struct Writer {
     ordered: bool,
     /// Next index to write in ordered mode.
     next: u64,
-    pending: BTreeMap<u64, Done>,
+    pending: BTreeMap<u64, Finished>,
     /// Inputs finished by an earlier run (`--resume`): ordering skips them.
-    done: Option<Arc<IndexSet>>,
+    earlier: Option<Arc<IndexSet>>,
     stats: Stats,
     progress: Progress,
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Done>, closed: CancellationToken) -> Written {
+    fn run(mut self, mut rx: mpsc::Receiver<Finished>, closed: CancellationToken) -> Written {
         let mut failed: Option<io::Error> = None;
         let fail = |e: io::Error, failed: &mut Option<io::Error>| {
             *failed = Some(e);
             closed.cancel();
         };
         loop {
-            let done = match rx.try_recv() {
-                Ok(done) => done,
+            let finished = match rx.try_recv() {
+                Ok(finished) => finished,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     if failed.is_none()
                         && let Err(e) = self.flush()
@@ -187,7 +194,7 @@ impl Writer {
                         fail(e, &mut failed);
                     }
                     match next_after_idle(&mut rx) {
-                        Some(done) => done,
+                        Some(finished) => finished,
                         None => break,
                     }
                 }
@@ -195,7 +202,7 @@ impl Writer {
             };
             // Once the output is gone, keep draining so no stage ever blocks on us.
             if failed.is_none()
-                && let Err(e) = self.accept(done)
+                && let Err(e) = self.accept(finished)
             {
                 fail(e, &mut failed);
             }
@@ -221,28 +228,28 @@ impl Writer {
 
     /// Records still held for ordering when the input ended early (after a stop).
     fn write_rest(&mut self) -> io::Result<()> {
-        for (_, done) in std::mem::take(&mut self.pending) {
-            self.write(done.record)?;
+        for (_, finished) in std::mem::take(&mut self.pending) {
+            self.write(finished.record)?;
         }
         Ok(())
     }
 
     /// Take one finished record; writes it (and any now-contiguous ones in ordered mode).
-    fn accept(&mut self, done: Done) -> io::Result<()> {
+    fn accept(&mut self, finished: Finished) -> io::Result<()> {
         if !self.ordered {
-            return self.write(done.record);
+            return self.write(finished.record);
         }
-        self.pending.insert(done.record.index, done);
+        self.pending.insert(finished.record.index, finished);
         loop {
-            if self.done.as_ref().is_some_and(|d| d.contains(self.next)) {
+            if self.earlier.as_ref().is_some_and(|d| d.contains(self.next)) {
                 self.next += 1;
                 continue;
             }
-            let Some(done) = self.pending.remove(&self.next) else {
+            let Some(finished) = self.pending.remove(&self.next) else {
                 return Ok(());
             };
             self.next += 1;
-            self.write(done.record)?;
+            self.write(finished.record)?;
         }
     }
 

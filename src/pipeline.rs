@@ -1,7 +1,9 @@
-//! Wiring only: input reader -> fetch stage -> process lanes -> writer, connected by
-//! bounded channels. A closed channel is the next stage's signal to finish.
+//! The one place that wires the stages: input reader -> fetch drivers -> process
+//! lanes -> writer, connected by bounded channels, and the supervisor that turns
+//! a shutdown or a dead output into stops. A closed channel is the next stage's
+//! signal to finish.
 //!
-//! Every job holds a slot of the `window` semaphore from the moment it is read
+//! Every job holds a place in the `window` semaphore from the moment it is read
 //! until its record is written. That one bound keeps memory flat however long
 //! the input is, and bounds the reorder buffer of `--ordered`.
 //!
@@ -14,7 +16,7 @@
 //! large bodies or 2 MiB of small ones (see [`LaneBudget`]). So memory follows
 //! `--concurrency` and the core count, never the CPU's SIMD width.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures_util::StreamExt;
 
@@ -28,10 +30,12 @@ use crate::failure::Failure;
 use crate::fetch::{Fetcher, Report};
 use crate::hash;
 use crate::input::{self, Job, Source};
-use crate::output::Done;
+use crate::output::{self, Finished, Outputs, WriterSetup, Written};
 use crate::process;
+use crate::progress::Progress;
 use crate::record::{self, Record};
-use crate::resume::IndexSet;
+use crate::resume::{IndexSet, Resumed};
+use crate::summary::Stop;
 
 /// A fetched body waiting for a processing lane. Its report still holds the
 /// request's concurrency slot until a lane takes it, and `budget` is its share
@@ -96,21 +100,86 @@ struct Sinks {
     cfg: Arc<Config>,
     lanes: mpsc::Sender<Work>,
     budget: Arc<LaneBudget>,
-    writer: mpsc::Sender<Done>,
+    writer: mpsc::Sender<Finished>,
 }
 
-/// Run every stage to completion. Returns the number of jobs read.
+/// A request to stop, from a signal or a test.
+#[derive(Default)]
+pub struct Shutdown {
+    token: CancellationToken,
+    reason: OnceLock<Stop>,
+}
+
+impl Shutdown {
+    pub fn new() -> Arc<Shutdown> {
+        Arc::new(Shutdown::default())
+    }
+
+    /// Ask the run to stop; returns false if a stop was already requested.
+    pub fn trigger(&self, reason: Stop) -> bool {
+        let first = self.reason.set(reason).is_ok();
+        self.token.cancel();
+        first
+    }
+
+    pub fn reason(&self) -> Option<Stop> {
+        self.reason.get().copied()
+    }
+}
+
+/// What the stages are made of, opened and checked before the run.
+pub struct Stages {
+    pub cfg: Arc<Config>,
+    pub fetcher: Arc<Fetcher>,
+    pub sources: Vec<Source>,
+    pub outputs: Outputs,
+    /// What an earlier run left (`--resume`).
+    pub resumed: Option<Resumed>,
+}
+
+/// How the stages ended.
+pub struct Ran {
+    /// The number of jobs read, or why reading failed.
+    pub read: anyhow::Result<u64>,
+    pub written: Written,
+}
+
+/// Run every stage to completion: the reader, the fetch drivers, the lanes, the
+/// writer, and the supervisor that turns a shutdown or a dead output into stops.
 pub async fn run(
-    cfg: Arc<Config>,
-    fetcher: Arc<Fetcher>,
-    sources: Vec<Source>,
-    to_writer: mpsc::Sender<Done>,
-    controls: Controls,
-    done: Option<Arc<IndexSet>>,
-    on_total: impl FnOnce(u64) + Send + 'static,
-) -> anyhow::Result<u64> {
+    stages: Stages,
+    progress: Progress,
+    shutdown: Arc<Shutdown>,
+) -> anyhow::Result<Ran> {
+    let Stages {
+        cfg,
+        fetcher,
+        sources,
+        outputs,
+        resumed,
+    } = stages;
+    let (earlier, carried) = match resumed {
+        Some(r) => (Some(Arc::new(r.done)), r.stats),
+        None => (None, Default::default()),
+    };
+    let skipped = earlier.as_ref().map_or(0, |d| d.len());
+    let (to_writer, from_pipeline) = mpsc::channel(window_size(&cfg).min(4096));
+    let closed = CancellationToken::new();
+    let setup = WriterSetup {
+        outputs,
+        ordered: cfg.ordered,
+        progress: progress.clone(),
+        earlier: earlier.clone(),
+        stats: carried,
+    };
+    let writer = output::spawn(setup, from_pipeline, closed.clone());
+    let controls = Controls {
+        halt: CancellationToken::new(),
+        abort: CancellationToken::new(),
+    };
+    let supervisor = tokio::spawn(supervise(controls.clone(), shutdown, closed, cfg.grace));
+
     let (job_tx, job_rx) = mpsc::channel::<Job>(CHANNEL);
-    let window = Arc::new(Semaphore::new(window_size(&cfg)));
     // Long-lived lanes rather than a spawn_blocking per body: a finished lane
     // takes its next body at once instead of through three thread wake-ups
     // (permit, stage, pool); see the README's Performance section.
@@ -125,50 +194,68 @@ pub async fn run(
         })
         .collect();
     let sinks = Sinks {
-        cfg,
+        cfg: cfg.clone(),
         lanes: work_tx,
         budget: Arc::new(LaneBudget::new(cores())),
         writer: to_writer,
     };
-
     let reader = tokio::spawn({
-        let (halt, shard) = (controls.halt.clone(), sinks.cfg.shard);
+        let (halt, shard) = (controls.halt.clone(), cfg.shard);
         async move {
             let read = input::read_jobs(sources, job_tx, halt, shard).await;
             if let Ok(total) = &read {
-                on_total(*total);
+                progress.set_total(total.saturating_sub(skipped));
             }
             read
         }
     });
-    let fetch = tokio::spawn(fetch_stage(fetcher, job_rx, window, sinks, controls, done));
+    let feed = Feed {
+        jobs: tokio::sync::Mutex::new(job_rx),
+        window: Arc::new(Semaphore::new(window_size(&cfg))),
+        halt: controls.halt.clone(),
+        earlier,
+    };
+    let fetch = tokio::spawn(fetch_stage(fetcher, feed, sinks, controls));
 
     let read = reader.await?;
     fetch.await?;
     for lane in lanes {
         lane.await?;
     }
-    read
+    supervisor.abort();
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+    Ok(Ran { read, written })
+}
+
+/// Turn a shutdown request or a dead output into the stage controls: stop reading
+/// at once; give requests in flight `grace` to finish (none if the output is gone).
+async fn supervise(
+    controls: Controls,
+    shutdown: Arc<Shutdown>,
+    closed: CancellationToken,
+    grace: std::time::Duration,
+) {
+    tokio::select! {
+        _ = shutdown.token.cancelled() => {
+            controls.halt.cancel();
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = closed.cancelled() => {}
+            }
+        }
+        _ = closed.cancelled() => controls.halt.cancel(),
+    }
+    controls.abort.cancel();
 }
 
 /// The fetch stage: one driver task per core, each running its share of the
 /// fetches as futures it polls itself: a spawned task per fetch is woken across
 /// threads for each step of its request, which cost more CPU, and one driver
 /// alone was slower than one per core (figures in the README's Performance).
-async fn fetch_stage(
-    fetcher: Arc<Fetcher>,
-    jobs: mpsc::Receiver<Job>,
-    window: Arc<Semaphore>,
-    sinks: Sinks,
-    controls: Controls,
-    done: Option<Arc<IndexSet>>,
-) {
-    let feed = Arc::new(Feed {
-        jobs: tokio::sync::Mutex::new(jobs),
-        window,
-        halt: controls.halt.clone(),
-        done,
-    });
+async fn fetch_stage(fetcher: Arc<Fetcher>, feed: Feed, sinks: Sinks, controls: Controls) {
+    let feed = Arc::new(feed);
     let drivers: Vec<_> = (0..cores())
         .map(|_| {
             tokio::spawn(drive(
@@ -186,7 +273,7 @@ async fn fetch_stage(
     let mut jobs = feed.jobs.lock().await;
     jobs.close();
     while let Some(job) = jobs.recv().await {
-        if !feed.is_done(&job) {
+        if !feed.finished_earlier(&job) {
             let _ = sinks.writer.send(not_started(&sinks.cfg, job)).await;
         }
     }
@@ -197,22 +284,23 @@ struct Feed {
     jobs: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     window: Arc<Semaphore>,
     halt: CancellationToken,
-    done: Option<Arc<IndexSet>>,
+    /// Inputs finished by an earlier run (`--resume`): skipped.
+    earlier: Option<Arc<IndexSet>>,
 }
 
 impl Feed {
-    fn is_done(&self, job: &Job) -> bool {
-        self.done.as_ref().is_some_and(|d| d.contains(job.index))
+    fn finished_earlier(&self, job: &Job) -> bool {
+        self.earlier.as_ref().is_some_and(|d| d.contains(job.index))
     }
 
-    /// The next job to fetch with its window slot; `None` at the end of the input
-    /// or once the run is stopped. The slot is taken first, so a job is never
-    /// received and then dropped.
+    /// The next job to fetch with its place in the window; `None` at the end of
+    /// the input or once the run is stopped. The place is taken first, so a job
+    /// is never received and then dropped.
     async fn next(&self) -> Option<(Job, OwnedSemaphorePermit)> {
-        let slot = tokio::select! {
+        let place = tokio::select! {
             biased;
             _ = self.halt.cancelled() => return None,
-            slot = self.window.clone().acquire_owned() => slot.expect("window semaphore never closes"),
+            place = self.window.clone().acquire_owned() => place.expect("window semaphore never closes"),
         };
         let mut jobs = tokio::select! {
             biased;
@@ -225,8 +313,8 @@ impl Feed {
                 _ = self.halt.cancelled() => return None,
                 job = jobs.recv() => job?,
             };
-            if !self.is_done(&job) {
-                return Some((job, slot));
+            if !self.finished_earlier(&job) {
+                return Some((job, place));
             }
         }
     }
@@ -241,8 +329,8 @@ async fn drive(fetcher: Arc<Fetcher>, feed: Arc<Feed>, sinks: Sinks, controls: C
             Some(()) = running.next(), if !running.is_empty() => {}
             job = async { next.as_mut().expect("guarded by the if").await }, if next.is_some() => {
                 match job {
-                    Some((job, slot)) => {
-                        running.push(fetch_one(fetcher.clone(), job, slot, sinks.clone(), controls.clone()));
+                    Some((job, place)) => {
+                        running.push(fetch_one(fetcher.clone(), job, place, sinks.clone(), controls.clone()));
                         next = Some(Box::pin(feed.next()));
                     }
                     None => next = None,
@@ -253,16 +341,16 @@ async fn drive(fetcher: Arc<Fetcher>, feed: Arc<Feed>, sinks: Sinks, controls: C
     }
 }
 
-fn not_started(cfg: &Config, job: Job) -> Done {
+fn not_started(cfg: &Config, job: Job) -> Finished {
     let report = match &job.request {
         Err(failure) => Report::failed(failure.clone()),
         Ok(_) => Report::failed(Failure::Cancelled(
             "not started: the run was stopped".into(),
         )),
     };
-    Done {
+    Finished {
         record: record::assemble(cfg, job, report, None),
-        slot: None,
+        place: None,
     }
 }
 
@@ -307,9 +395,9 @@ async fn fetch_one(
     let record = processed(cfg, job, report, None);
     let _ = sinks
         .writer
-        .send(Done {
+        .send(Finished {
             record,
-            slot: Some(window),
+            place: Some(window),
         })
         .await;
 }
@@ -320,7 +408,7 @@ async fn fetch_one(
 fn lane(
     cfg: &Config,
     work: &Mutex<mpsc::Receiver<Work>>,
-    tx: &mpsc::Sender<Done>,
+    tx: &mpsc::Sender<Finished>,
     together: hash::Together,
 ) {
     let most = cores() * LaneBudget::PER_LANE;
@@ -335,9 +423,9 @@ fn lane(
         let digests = sha256_together(cfg, &batch, together);
         for (work, sha256) in batch.drain(..).zip(digests) {
             let record = processed(cfg, work.job, work.report, sha256);
-            let done = Done {
+            let done = Finished {
                 record,
-                slot: Some(work.window),
+                place: Some(work.window),
             };
             if tx.blocking_send(done).is_err() {
                 return;
