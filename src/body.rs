@@ -6,21 +6,17 @@ use bytes::Bytes;
 /// buffer cost a large allocation per body (for 1 MiB: an mmap, 256 page faults
 /// and an munmap in glibc) on top of the copy; hashing works chunk by chunk.
 #[derive(Debug, Clone, Default)]
-pub struct Body {
+pub(crate) struct Body {
     chunks: Vec<Bytes>,
     len: usize,
 }
 
 impl Body {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn chunks(&self) -> &[Bytes] {
+    pub(crate) fn chunks(&self) -> &[Bytes] {
         &self.chunks
     }
 
@@ -30,7 +26,7 @@ impl Body {
     }
 
     /// The body in one piece: free when it arrived in one chunk, a copy otherwise.
-    pub fn contiguous(&self) -> std::borrow::Cow<'_, [u8]> {
+    pub(crate) fn contiguous(&self) -> std::borrow::Cow<'_, [u8]> {
         match self.chunks.as_slice() {
             [] => std::borrow::Cow::Borrowed(&[]),
             [one] => std::borrow::Cow::Borrowed(one),
@@ -63,6 +59,6 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!((many.len(), &*many.contiguous()), (4, &b"abcd"[..]));
-        assert!(Body::default().is_empty());
+        assert_eq!(Body::default().len(), 0);
     }
 }

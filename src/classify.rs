@@ -7,7 +7,7 @@ use std::error::Error as StdError;
 use crate::failure::Failure;
 
 /// Map a reqwest error to a failure kind; the message walks the error's sources.
-pub fn classify(err: reqwest::Error) -> Failure {
+pub(crate) fn classify(err: reqwest::Error) -> Failure {
     let err = err.without_url();
     let message = chain(&err);
     if err.is_timeout() {
@@ -65,7 +65,7 @@ fn has_source<E: StdError + 'static>(
 }
 
 /// "outer: inner: root", skipping parts already contained in the previous one.
-pub fn chain(err: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur = Some(err);
     while let Some(e) = cur {

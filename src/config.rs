@@ -68,7 +68,7 @@ pub struct Config {
 }
 
 /// A value that failed validation, reported like a clap error (exit 2).
-pub fn usage_error(message: impl std::fmt::Display) -> clap::Error {
+pub(crate) fn usage_error(message: impl std::fmt::Display) -> clap::Error {
     use clap::CommandFactory;
     Cli::command().error(clap::error::ErrorKind::ValueValidation, message)
 }
@@ -227,7 +227,7 @@ impl Cli {
 const PROXY_SCHEMES: [&str; 4] = ["http", "https", "socks5", "socks5h"];
 
 /// A usable proxy URL: one of [`PROXY_SCHEMES`] and a host.
-pub fn check_proxy(proxy: &str) -> Result<(), String> {
+pub(crate) fn check_proxy(proxy: &str) -> Result<(), String> {
     let expected = "expected http://, https://, socks5:// or socks5h:// and a host, e.g. http://proxy.example:3128";
     let url = url::Url::parse(proxy).map_err(|e| format!("{e}; {expected}"))?;
     if !PROXY_SCHEMES.contains(&url.scheme()) {
@@ -246,7 +246,7 @@ pub fn check_proxy(proxy: &str) -> Result<(), String> {
 
 /// The proxy variables reqwest reads from the environment that hold a value it
 /// would not use (so requests would bypass the intended proxy), with the reason.
-pub fn bad_proxy_env() -> Vec<(String, String)> {
+pub(crate) fn bad_proxy_env() -> Vec<(String, String)> {
     [
         "HTTP_PROXY",
         "HTTPS_PROXY",

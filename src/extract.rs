@@ -9,7 +9,7 @@ use scraper::{Html, Selector};
 
 /// Most values one record carries per extraction; a pattern like `.` on a large
 /// body would otherwise make a single JSON line of hundreds of megabytes.
-pub const MAX_VALUES: usize = 1000;
+pub(crate) const MAX_VALUES: usize = 1000;
 
 /// The jq interpreter's data: JSON values, and the filter's lookup table.
 type JqData = jaq_core::data::JustLut<jaq_json::Val>;
@@ -189,7 +189,7 @@ fn is_attr_name(s: &str) -> bool {
 }
 
 /// Runs of whitespace become one space; none at either end.
-pub fn collapse(text: &str) -> String {
+pub(crate) fn collapse(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -23,11 +23,11 @@ use crate::resolve::{self, Resolver};
 
 /// Statuses that are retried (unless `--ok-status` accepts them). The
 /// `--retries` help and the README list them; a test keeps the three the same.
-pub const RETRIED_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
+pub(crate) const RETRIED_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
 /// Facts about the final response of the last attempt.
 #[derive(Debug, Clone)]
-pub struct Head {
+pub(crate) struct Head {
     pub final_url: Url,
     pub status: StatusCode,
     pub version: Version,
@@ -40,7 +40,7 @@ pub struct Head {
 
 /// The outcome of fetching one request, all attempts included.
 #[derive(Debug)]
-pub struct Report {
+pub(crate) struct Report {
     /// Present when a response arrived (even if its body then failed).
     pub head: Option<Head>,
     /// The decoded body, or why there is none.
@@ -55,7 +55,7 @@ pub struct Report {
 
 impl Report {
     /// A job that never reached the network.
-    pub fn failed(failure: Failure) -> Report {
+    pub(crate) fn failed(failure: Failure) -> Report {
         Report {
             head: None,
             body: Err(failure),
@@ -80,7 +80,7 @@ fn report((head, body): Outcome, attempts: u32, first_start: Option<Instant>) ->
     }
 }
 
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     /// Clients by kind, each built on first use: certificates verified or not,
     /// and the port whose `--resolve` pins apply.
     clients: RwLock<HashMap<ClientKind, Arc<tokio::sync::OnceCell<reqwest::Client>>>>,
@@ -133,7 +133,7 @@ fn client(
 }
 
 /// Per-host politeness key: host name and port.
-pub fn host_key(url: &Url) -> String {
+pub(crate) fn host_key(url: &Url) -> String {
     format!(
         "{}:{}",
         url.host_str().unwrap_or(""),
@@ -142,12 +142,12 @@ pub fn host_key(url: &Url) -> String {
 }
 
 impl Fetcher {
-    pub fn new(cfg: Arc<Config>, limits: Arc<Limits>) -> anyhow::Result<Fetcher> {
+    pub(crate) fn new(cfg: Arc<Config>, limits: Arc<Limits>) -> anyhow::Result<Fetcher> {
         Fetcher::with_lookup(cfg, limits, resolve::system_lookup())
     }
 
     /// A fetcher that looks names up with `lookup` instead of the system.
-    pub fn with_lookup(
+    pub(crate) fn with_lookup(
         cfg: Arc<Config>,
         limits: Arc<Limits>,
         lookup: resolve::LookupFn,
@@ -209,7 +209,7 @@ impl Fetcher {
 
     /// Fetch with retries. Each attempt passes the host and global limits again.
     /// Once `halt` is cancelled no new attempt starts, and the last result stands.
-    pub async fn fetch(&self, req: &Request, halt: &CancellationToken) -> Report {
+    pub(crate) async fn fetch(&self, req: &Request, halt: &CancellationToken) -> Report {
         let host = self.limits.host(&host_key(&req.url));
         // Exponential caps (250 ms, 500 ms, 1 s, ... 30 s); the wait is drawn below them.
         let mut caps = backon::ExponentialBuilder::default()
@@ -474,7 +474,7 @@ fn is_transport(f: &Failure) -> bool {
 }
 
 /// A URL fit for logs: any `user:password@` is removed.
-pub fn redacted(url: &Url) -> Url {
+pub(crate) fn redacted(url: &Url) -> Url {
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
@@ -482,7 +482,7 @@ pub fn redacted(url: &Url) -> Url {
 }
 
 /// `"1.1"`, `"2"`: the record's `http_version`.
-pub fn version_name(v: Version) -> &'static str {
+pub(crate) fn version_name(v: Version) -> &'static str {
     match v {
         Version::HTTP_09 => "0.9",
         Version::HTTP_10 => "1.0",

@@ -14,14 +14,14 @@ use sha2::Digest;
 use crate::body::Body;
 
 /// Hex SHA-256 of one body.
-pub fn sha256_hex(body: &Body) -> String {
+pub(crate) fn sha256_hex(body: &Body) -> String {
     let mut hasher = sha2::Sha256::new();
     body.chunks().iter().for_each(|c| hasher.update(c));
     hex::encode(hasher.finalize())
 }
 
 /// Hex BLAKE3 of one body.
-pub fn blake3_hex(body: &Body) -> String {
+pub(crate) fn blake3_hex(body: &Body) -> String {
     let mut hasher = blake3::Hasher::new();
     body.chunks().iter().for_each(|c| {
         hasher.update(c);
@@ -30,12 +30,12 @@ pub fn blake3_hex(body: &Body) -> String {
 }
 
 /// How many bodies the CPU's multi-buffer kernel hashes in one pass.
-pub fn kernel_width() -> usize {
+pub(crate) fn kernel_width() -> usize {
     tape_sha256::lane_width().max(1)
 }
 
 /// The multi-buffer kernel in use, for `--version` and benchmark results.
-pub fn kernel() -> String {
+pub(crate) fn kernel() -> String {
     format!(
         "tape-sha256 {} (width {})",
         tape_sha256::backend(),
@@ -45,7 +45,7 @@ pub fn kernel() -> String {
 
 /// Whether a batch is hashed together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Together {
+pub(crate) enum Together {
     /// When the bodies are of similar size.
     Auto,
     /// Whenever there are two or more bodies (tests and CI force this path).
@@ -56,7 +56,7 @@ pub enum Together {
 
 impl Together {
     /// From `TRAWL_HASH_TOGETHER` (`always`, `never`; anything else is `auto`).
-    pub fn from_env() -> Together {
+    pub(crate) fn from_env() -> Together {
         match std::env::var("TRAWL_HASH_TOGETHER").as_deref() {
             Ok("always") => Together::Always,
             Ok("never") => Together::Never,
@@ -67,7 +67,7 @@ impl Together {
 
 /// Hex SHA-256 of each body, in order: together when `mode` says so, one by
 /// one otherwise. The same digests as [`sha256_hex`] either way.
-pub fn sha256_hex_many(bodies: &[&Body], mode: Together) -> Vec<String> {
+pub(crate) fn sha256_hex_many(bodies: &[&Body], mode: Together) -> Vec<String> {
     let lens: Vec<usize> = bodies.iter().map(|b| b.len()).collect();
     let together = match mode {
         Together::Auto => worth_hashing_together(&lens),

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::failure::Failure;
-pub use crate::job::{Job, Request};
+pub(crate) use crate::job::{Job, Request};
 use crate::values::Shard;
 
 /// Longest input line accepted; longer lines become `invalid_input` records
@@ -26,7 +26,7 @@ pub const MAX_LINE: usize = 256 * 1024;
 /// Longest URL accepted: the HTTP stack (the `http` crate's `Uri`) takes no
 /// longer one, so a longer URL is refused when it is read rather than failing
 /// at send time.
-pub const MAX_URL: usize = u16::MAX as usize - 1;
+pub(crate) const MAX_URL: usize = u16::MAX as usize - 1;
 /// A UTF-8 byte order mark, as editors on Windows put at the start of a file.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// How much of a bad line is echoed back in the record's `input`.
@@ -55,14 +55,14 @@ impl InputSpec {
 }
 
 /// An opened input.
-pub struct Source {
+pub(crate) struct Source {
     pub name: Arc<str>,
     pub reader: Box<dyn AsyncBufRead + Unpin + Send>,
 }
 
 /// Open every input up front, so an unreadable file is a usage error (exit 2)
 /// before anything is fetched or written.
-pub async fn open(specs: &[InputSpec]) -> anyhow::Result<Vec<Source>> {
+pub(crate) async fn open(specs: &[InputSpec]) -> anyhow::Result<Vec<Source>> {
     let mut sources = Vec::with_capacity(specs.len());
     for spec in specs {
         let reader: Box<dyn AsyncBufRead + Unpin + Send> = match spec {
@@ -93,7 +93,7 @@ pub async fn open(specs: &[InputSpec]) -> anyhow::Result<Vec<Source>> {
 /// `shard` only the jobs of that share (indices still count every line).
 /// Returns the number of jobs sent. Stops early when `stop` is cancelled or the
 /// receiver is gone.
-pub async fn read_jobs(
+pub(crate) async fn read_jobs(
     sources: Vec<Source>,
     tx: mpsc::Sender<Job>,
     stop: CancellationToken,
@@ -123,8 +123,6 @@ pub async fn read_jobs(
             };
             let job = Job {
                 index,
-                source: source.name.clone(),
-                line: line_no,
                 input,
                 id,
                 request,
@@ -227,7 +225,7 @@ pub fn parse_line(
 }
 
 /// Parse and check an absolute http(s) URL.
-pub fn parse_url(text: &str) -> Result<Url, Failure> {
+pub(crate) fn parse_url(text: &str) -> Result<Url, Failure> {
     let url = Url::parse(text).map_err(|e| match e {
         url::ParseError::RelativeUrlWithoutBase if looks_like_a_host(text) => {
             Failure::InvalidInput(format!("invalid URL: no scheme (write https://{text})"))

@@ -1,8 +1,6 @@
 //! A job: one non-skipped input line and the request it asks for (or why it
 //! cannot be made). Made by the input stage, carried through every stage after.
 
-use std::sync::Arc;
-
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -12,12 +10,9 @@ use crate::failure::Failure;
 
 /// One non-skipped input line.
 #[derive(Debug)]
-pub struct Job {
+pub(crate) struct Job {
     /// 0-based position among the non-skipped lines of all inputs.
     pub index: u64,
-    pub source: Arc<str>,
-    /// 1-based line number within `source`.
-    pub line: u64,
     /// The input as given: the URL text (or the start of a bad line).
     pub input: String,
     pub id: Option<Value>,
@@ -28,7 +23,7 @@ impl Job {
     /// What `--shard` splits by: the host name (so a host's URLs stay together on
     /// one machine, whatever the scheme or port), or the line itself when it is
     /// not a usable URL.
-    pub fn shard_key(&self) -> &str {
+    pub(crate) fn shard_key(&self) -> &str {
         match &self.request {
             Ok(request) => request.url.host_str().unwrap_or(&self.input),
             Err(_) => &self.input,

@@ -1,41 +1,61 @@
 //! trawl: fetch big lists of URLs concurrently and politely, process every body off
-//! the async runtime, and write one JSON line per input. `run` is the seam that
-//! `main` and the integration tests call.
+//! the async runtime, and write one JSON line per input.
+//!
+//! The public surface is what the `trawl` binary, the integration tests and a
+//! Rust caller need: parse arguments with [`Cli`] (clap) into an [`Action`]
+//! holding a [`Config`], then [`run`] it with a [`Progress`] display and a
+//! [`Shutdown`] handle; the [`Outcome`] carries the [`Summary`] and the [`Exit`]
+//! code. Records are [`Record`]s with [`ErrorKind`]s. [`demo`] is the offline demo
+//! and its local server; [`parse`] is the input line parser. Everything else is
+//! `pub(crate)`.
 
-pub mod body;
-pub mod classify;
-pub mod cli;
-pub mod config;
+// Internals are pub(crate); the public surface is what the root re-exports.
+#![warn(unreachable_pub)]
+
+mod body;
+mod classify;
+mod cli;
+mod config;
 pub mod demo;
-pub mod extract;
-pub mod failure;
-pub mod fetch;
-pub mod hash;
-pub mod input;
-pub mod job;
-pub mod limits;
-pub mod output;
-pub mod pipeline;
-pub mod process;
-pub mod progress;
-pub mod record;
-pub mod resolve;
-pub mod resume;
-pub mod summary;
-pub mod values;
+mod extract;
+mod failure;
+mod fetch;
+mod hash;
+mod input;
+mod job;
+mod limits;
+mod output;
+mod pipeline;
+mod process;
+mod progress;
+mod record;
+mod resolve;
+mod resume;
+mod summary;
+mod values;
+
+pub use cli::Cli;
+pub use config::{Action, Config};
+pub use failure::ErrorKind;
+pub use input::InputSpec;
+pub use pipeline::Shutdown;
+pub use progress::{Progress, init_logging};
+pub use record::Record;
+pub use summary::{Stop, Summary};
+
+/// The input line parser, for property tests and tools that read trawl's input.
+pub mod parse {
+    pub use crate::input::{Line, MAX_LINE, next_line, parse_line};
+}
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::time::Instant;
 
-use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::limits::Limits;
-pub use crate::pipeline::Shutdown;
 use crate::pipeline::{Ran, Stages};
-use crate::progress::Progress;
-use crate::summary::{Stop, Summary};
 
 /// The process exit status, mapped in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,13 +53,13 @@ struct HostState {
 /// free slot before it sleeps, so a late wake-up never pushes back the slots after
 /// it. (governor's GCRA with a burst of 1 lets that lateness accumulate: measured
 /// 4% slow at 200/s; a larger burst would break "no second above the rate + 1".)
-pub struct Pacer {
+pub(crate) struct Pacer {
     interval: Duration,
     next: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
-    pub fn new(rate: Rate) -> Pacer {
+    pub(crate) fn new(rate: Rate) -> Pacer {
         Pacer {
             interval: rate.interval().max(Duration::from_nanos(1)),
             next: Mutex::new(None),
@@ -67,7 +67,7 @@ impl Pacer {
     }
 
     /// Take the next start slot: the grid's next one, or now if the grid is behind.
-    pub fn reserve(&self) -> Instant {
+    pub(crate) fn reserve(&self) -> Instant {
         let now = Instant::now();
         let mut next = self.next.lock().expect("pacer lock");
         let slot = next.map_or(now, |n| n.max(now));
@@ -75,7 +75,7 @@ impl Pacer {
         slot
     }
 
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         tokio::time::sleep_until(self.reserve()).await;
     }
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use trawl::cli::Cli;
-use trawl::config::Action;
-use trawl::progress::Progress;
-use trawl::summary::Stop;
+use trawl::Action;
+use trawl::Cli;
+use trawl::Progress;
+use trawl::Stop;
 use trawl::{Exit, Shutdown};
 
 /// mimalloc instead of the system allocator: malloc and free were a tenth of the
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let progress = Progress::new(&cfg);
-    trawl::progress::init_logging(&cfg, &progress);
+    trawl::init_logging(&cfg, &progress);
     // High --concurrency needs many sockets: lift the soft open-files limit to the hard one.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = tokio::runtime::Builder::new_multi_thread()

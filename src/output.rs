@@ -22,8 +22,10 @@ use crate::summary::Stats;
 const BUFFER: usize = 256 * 1024;
 
 /// A finished record and the place in the window its job held since it was read.
-pub struct Finished {
+pub(crate) struct Finished {
     pub record: Record,
+    /// Held, not read: dropping it once the record is written frees the place.
+    #[allow(dead_code)]
     pub place: Option<OwnedSemaphorePermit>,
 }
 
@@ -32,14 +34,14 @@ struct Sink {
 }
 
 /// The opened output streams.
-pub struct Outputs {
+pub(crate) struct Outputs {
     main: Sink,
     errors: Option<Sink>,
 }
 
 impl Outputs {
     /// Create the output files before anything runs, so a bad path is exit 2.
-    pub fn open(cfg: &Config) -> anyhow::Result<Outputs> {
+    pub(crate) fn open(cfg: &Config) -> anyhow::Result<Outputs> {
         let main = match &cfg.output {
             Some(path) => file_sink(path, cfg.resume)?,
             None => Sink {
@@ -59,7 +61,7 @@ impl Outputs {
 /// the inputs (the same device and inode, whatever the spelling: symlinks and
 /// hard links included; stdin when it is a file): opening it for writing would
 /// empty the list before it is read. Checked before anything is opened.
-pub fn refuse_to_overwrite_inputs(cfg: &Config) -> anyhow::Result<()> {
+pub(crate) fn refuse_to_overwrite_inputs(cfg: &Config) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
     let inputs: Vec<(String, (u64, u64))> = cfg
@@ -106,7 +108,7 @@ fn file_sink(path: &Path, append: bool) -> anyhow::Result<Sink> {
 }
 
 /// How the writer ended.
-pub struct Written {
+pub(crate) struct Written {
     pub stats: Stats,
     /// stdout's reader went away; later records were dropped.
     pub output_closed: bool,
@@ -115,7 +117,7 @@ pub struct Written {
 }
 
 /// What the writer starts from.
-pub struct WriterSetup {
+pub(crate) struct WriterSetup {
     pub outputs: Outputs,
     /// `--ordered`.
     pub ordered: bool,
@@ -128,7 +130,7 @@ pub struct WriterSetup {
 
 /// Start the writer thread. `closed` is cancelled when the output can no longer be
 /// written (closed pipe, full disk), so the pipeline stops early.
-pub fn spawn(
+pub(crate) fn spawn(
     setup: WriterSetup,
     rx: mpsc::Receiver<Finished>,
     closed: CancellationToken,

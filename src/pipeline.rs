@@ -79,7 +79,7 @@ impl LaneBudget {
 
 /// Stop controls shared by the stages.
 #[derive(Clone)]
-pub struct Controls {
+pub(crate) struct Controls {
     /// Stop reading input and starting requests.
     pub halt: CancellationToken,
     /// Abandon requests in flight (`cancelled` records).
@@ -90,7 +90,7 @@ pub struct Controls {
 const CHANNEL: usize = 1024;
 
 /// How many jobs may be between "read" and "written" at once.
-pub fn window_size(cfg: &Config) -> usize {
+pub(crate) fn window_size(cfg: &Config) -> usize {
     cfg.concurrency.get() * 4 + 1024
 }
 
@@ -128,7 +128,7 @@ impl Shutdown {
 }
 
 /// What the stages are made of, opened and checked before the run.
-pub struct Stages {
+pub(crate) struct Stages {
     pub cfg: Arc<Config>,
     pub fetcher: Arc<Fetcher>,
     pub sources: Vec<Source>,
@@ -138,7 +138,7 @@ pub struct Stages {
 }
 
 /// How the stages ended.
-pub struct Ran {
+pub(crate) struct Ran {
     /// The number of jobs read, or why reading failed.
     pub read: anyhow::Result<u64>,
     pub written: Written,
@@ -146,7 +146,7 @@ pub struct Ran {
 
 /// Run every stage to completion: the reader, the fetch drivers, the lanes, the
 /// writer, and the supervisor that turns a shutdown or a dead output into stops.
-pub async fn run(
+pub(crate) async fn run(
     stages: Stages,
     progress: Progress,
     shutdown: Arc<Shutdown>,
@@ -492,7 +492,7 @@ fn cores() -> usize {
 }
 
 /// Run CPU work here; a panic in it becomes a `process` failure.
-pub fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, Failure> {
+pub(crate) fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, Failure> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(panic_failure)
 }
 

@@ -16,7 +16,7 @@ use crate::hash;
 
 /// What processing adds to a record.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Processed {
+pub(crate) struct Processed {
     pub sha256: Option<String>,
     pub blake3: Option<String>,
     pub title: Option<String>,
@@ -30,7 +30,7 @@ pub struct Processed {
 }
 
 /// Whether `process` has anything to do for this configuration.
-pub fn needed(cfg: &Config) -> bool {
+pub(crate) fn needed(cfg: &Config) -> bool {
     cfg.hash != HashKind::None || cfg.save.is_some() || needs_whole_body(cfg)
 }
 
@@ -49,7 +49,7 @@ fn parses_body(cfg: &Config) -> bool {
 const LIGHT_BODY: usize = 8 * 1024;
 
 /// Whether processing this body is too cheap to be worth a blocking thread.
-pub fn is_light(cfg: &Config, len: usize) -> bool {
+pub(crate) fn is_light(cfg: &Config, len: usize) -> bool {
     !parses_body(cfg) && cfg.save.is_none() && len <= LIGHT_BODY
 }
 
@@ -58,7 +58,7 @@ pub fn is_light(cfg: &Config, len: usize) -> bool {
 /// already). `sha256`: the body's digest when it was hashed together with others
 /// ([`hash::sha256_hex_many`]). Fails when `--save` cannot write the file, or
 /// `--jq` finds no JSON or fails on it.
-pub fn process(
+pub(crate) fn process(
     cfg: &Config,
     content_type: Option<&str>,
     accepted: bool,
@@ -136,7 +136,7 @@ fn save(dir: &Path, sha256: &str, body: &Body) -> Result<String, Failure> {
 /// The document's `<title>`, decoded with the body's charset (Content-Type, then a
 /// `<meta charset>` in the first 1024 bytes, then UTF-8), entities resolved and
 /// whitespace collapsed. Only the prefix up to the first `</title>` is parsed.
-pub fn title(content_type: Option<&str>, body: &[u8]) -> Option<String> {
+pub(crate) fn title(content_type: Option<&str>, body: &[u8]) -> Option<String> {
     let end = find_ascii_ci(body, b"</title")?;
     let prefix = &body[..(end + b"</title>".len()).min(body.len())];
     let (text, _, _) = html_encoding(content_type, body).decode(prefix);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Config;
-pub use crate::failure::{ErrorInfo, ErrorKind, Failure};
+pub(crate) use crate::failure::{ErrorInfo, ErrorKind, Failure};
 use crate::fetch::Report;
 use crate::job::Job;
 use crate::process::Processed;
@@ -74,7 +74,7 @@ impl Record {
 
 /// Build the record of one job from what the fetch and process stages found.
 /// `processed` is `None` when processing did not run, `Some(Err)` when it panicked.
-pub fn assemble(
+pub(crate) fn assemble(
     cfg: &Config,
     job: Job,
     report: Report,
@@ -134,7 +134,7 @@ pub fn assemble(
 }
 
 /// Milliseconds with microsecond precision, for `elapsed_ms` and `ttfb_ms`.
-pub fn millis(d: std::time::Duration) -> f64 {
+pub(crate) fn millis(d: std::time::Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
 }
 

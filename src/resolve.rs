@@ -30,7 +30,7 @@ pub struct Pin {
 }
 
 /// Parse curl's `HOST:PORT:ADDR[,ADDR...]`; an IPv6 address may be bracketed.
-pub fn parse_pin(s: &str) -> Result<Pin, String> {
+pub(crate) fn parse_pin(s: &str) -> Result<Pin, String> {
     let bad = |why: &str| {
         format!(
             "invalid --resolve '{s}': {why} (expected HOST:PORT:ADDR, e.g. a.test:443:127.0.0.1)"
@@ -61,11 +61,11 @@ pub fn parse_pin(s: &str) -> Result<Pin, String> {
 }
 
 /// How a name is looked up when it is not pinned (replaced in tests).
-pub type LookupFn =
+pub(crate) type LookupFn =
     Arc<dyn Fn(String) -> BoxFuture<'static, io::Result<Vec<IpAddr>>> + Send + Sync>;
 
 /// The system's resolver: `getaddrinfo` on tokio's blocking pool.
-pub fn system_lookup() -> LookupFn {
+pub(crate) fn system_lookup() -> LookupFn {
     Arc::new(|host: String| {
         async move {
             let addrs: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), 0))
@@ -84,14 +84,14 @@ pub fn system_lookup() -> LookupFn {
 type Answer = Result<Arc<[IpAddr]>, Arc<str>>;
 
 /// One lookup per name per run, shared by every client.
-pub struct Cache {
+pub(crate) struct Cache {
     lookup: LookupFn,
     max: usize,
     names: Mutex<HashMap<Arc<str>, Shared<BoxFuture<'static, Answer>>>>,
 }
 
 impl Cache {
-    pub fn new(lookup: LookupFn) -> Arc<Cache> {
+    pub(crate) fn new(lookup: LookupFn) -> Arc<Cache> {
         Cache::with_limit(lookup, MAX_NAMES)
     }
 
@@ -106,7 +106,7 @@ impl Cache {
     /// The addresses of `host`, from the cache or from one lookup. The lookup
     /// runs as its own task, so it finishes (and is cached) even if the request
     /// that started it gives up.
-    pub fn addrs(&self, host: &str) -> Shared<BoxFuture<'static, Answer>> {
+    pub(crate) fn addrs(&self, host: &str) -> Shared<BoxFuture<'static, Answer>> {
         let mut names = self.names.lock().expect("dns cache lock");
         if let Some(answer) = names.get(host) {
             return answer.clone();
@@ -131,14 +131,14 @@ impl Cache {
 
 /// A resolver for one client: the pins for one port (if any) over the shared cache.
 #[derive(Clone)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     pins: Arc<HashMap<String, Arc<[IpAddr]>>>,
     cache: Arc<Cache>,
 }
 
 impl Resolver {
     /// Applies the pins of `pins` made for `port` (none when `port` is `None`).
-    pub fn new(cache: Arc<Cache>, pins: &[Pin], port: Option<u16>) -> Resolver {
+    pub(crate) fn new(cache: Arc<Cache>, pins: &[Pin], port: Option<u16>) -> Resolver {
         let pins = pins
             .iter()
             .filter(|p| Some(p.port) == port)

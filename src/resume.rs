@@ -17,13 +17,13 @@ use crate::summary::Stats;
 
 /// A growable set of input indices (one bit each: 1M inputs take 128 KiB).
 #[derive(Debug, Default, Clone)]
-pub struct IndexSet {
+pub(crate) struct IndexSet {
     words: Vec<u64>,
     len: u64,
 }
 
 impl IndexSet {
-    pub fn insert(&mut self, index: u64) -> bool {
+    pub(crate) fn insert(&mut self, index: u64) -> bool {
         let (word, bit) = ((index / 64) as usize, index % 64);
         if word >= self.words.len() {
             self.words.resize(word + 1, 0);
@@ -34,22 +34,18 @@ impl IndexSet {
         fresh
     }
 
-    pub fn contains(&self, index: u64) -> bool {
+    pub(crate) fn contains(&self, index: u64) -> bool {
         let word = (index / 64) as usize;
         word < self.words.len() && self.words[word] & (1 << (index % 64)) != 0
     }
 
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
 /// What earlier runs left behind.
-pub struct Resumed {
+pub(crate) struct Resumed {
     /// Inputs that already have a final record.
     pub done: IndexSet,
     /// Totals over the kept records, so the summary and exit code cover the whole output.
@@ -59,12 +55,12 @@ pub struct Resumed {
 }
 
 /// Is this record the last word on its input? Only a stopped run's `cancelled` is not.
-pub fn is_final(record: &Record) -> bool {
+pub(crate) fn is_final(record: &Record) -> bool {
     record.error_kind() != Some(ErrorKind::Cancelled)
 }
 
 /// Clean the output files in place and collect what is done.
-pub fn prepare(cfg: &Config) -> anyhow::Result<Resumed> {
+pub(crate) fn prepare(cfg: &Config) -> anyhow::Result<Resumed> {
     let mut resumed = Resumed {
         done: IndexSet::default(),
         stats: Stats::default(),

@@ -48,7 +48,7 @@ pub struct Summary {
 }
 
 /// Accumulates records as they are written.
-pub struct Stats {
+pub(crate) struct Stats {
     total: u64,
     ok: u64,
     by_status: BTreeMap<u16, u64>,
@@ -72,7 +72,7 @@ impl Default for Stats {
 }
 
 impl Stats {
-    pub fn add(&mut self, r: &Record) {
+    pub(crate) fn add(&mut self, r: &Record) {
         self.total += 1;
         self.ok += u64::from(r.ok);
         if let Some(status) = r.status {
@@ -89,11 +89,12 @@ impl Stats {
         }
     }
 
-    pub fn total(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> u64 {
         self.total
     }
 
-    pub fn finish(&self, elapsed: Duration, stopped: Option<Stop>) -> Summary {
+    pub(crate) fn finish(&self, elapsed: Duration, stopped: Option<Stop>) -> Summary {
         let q = |p: f64| self.latency_us.value_at_quantile(p) as f64 / 1000.0;
         let secs = elapsed.as_secs_f64();
         Summary {

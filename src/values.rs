@@ -66,7 +66,7 @@ impl Shard {
 }
 
 /// `100`, `100/s`, `600/m`, `5/15s`, `10/500ms`, `3600/h`.
-pub fn parse_rate(s: &str) -> Result<Rate, String> {
+pub(crate) fn parse_rate(s: &str) -> Result<Rate, String> {
     let s = s.trim();
     let (count, per) = match s.split_once('/') {
         None => (s, Duration::from_secs(1)),
@@ -92,7 +92,7 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
 }
 
 /// `250ms`, `1s`, `2m`, `1h 30m`; a bare number means seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
         return Duration::try_from_secs_f64(secs)
@@ -103,13 +103,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// `1048576`, `500KB`, `1MiB`, `2 GB`.
-pub fn parse_size_arg(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size_arg(s: &str) -> Result<u64, String> {
     parse_size::parse_size(s.trim())
         .map_err(|e| format!("invalid size '{s}': {e} (try 500KB, 16MiB)"))
 }
 
 /// `200`, `200-299`, `2xx`, comma-separated.
-pub fn parse_status_set(s: &str) -> Result<StatusSet, String> {
+pub(crate) fn parse_status_set(s: &str) -> Result<StatusSet, String> {
     let mut ranges = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || format!("invalid status '{part}': expected 200, 200-299 or 2xx");
@@ -141,7 +141,7 @@ pub fn parse_status_set(s: &str) -> Result<StatusSet, String> {
 }
 
 /// `10` (failures) or `2.5%` (of all records).
-pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
+pub(crate) fn parse_threshold(s: &str) -> Result<Threshold, String> {
     let s = s.trim();
     if let Some(p) = s.strip_suffix('%') {
         let p: f64 = p
@@ -160,7 +160,7 @@ pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
 }
 
 /// `K/N` with 1 <= K <= N.
-pub fn parse_shard(s: &str) -> Result<Shard, String> {
+pub(crate) fn parse_shard(s: &str) -> Result<Shard, String> {
     let bad = || format!("invalid shard '{s}': expected K/N with 1 <= K <= N, e.g. 2/8");
     let (k, n) = s.trim().split_once('/').ok_or_else(bad)?;
     let (k, n): (u64, u64) = (

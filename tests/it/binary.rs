@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
-use trawl::record::ErrorKind;
+use trawl::ErrorKind;
 
 use crate::support::{Server, assert_one_per_index, bin, lines, parse_records};
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sha2::Digest;
-use trawl::record::ErrorKind;
+use trawl::ErrorKind;
 
 use crate::support::{Server, assert_one_per_index, lines, run};
 

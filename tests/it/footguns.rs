@@ -5,7 +5,7 @@
 
 use std::process::Stdio;
 
-use trawl::record::ErrorKind;
+use trawl::ErrorKind;
 
 use crate::support::{Server, bin, lines, run};
 

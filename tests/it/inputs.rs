@@ -1,6 +1,6 @@
 //! Input handling: every non-skipped line yields exactly one record, whatever it holds.
 
-use trawl::record::ErrorKind;
+use trawl::ErrorKind;
 
 use crate::support::{Server, assert_one_per_index, run};
 

@@ -88,7 +88,7 @@ async fn a_pin_for_another_port_leaves_the_name_to_the_system() {
     let pinned = run.at(1);
     assert_eq!(
         pinned.error.as_ref().map(|e| e.kind),
-        Some(trawl::record::ErrorKind::Connect),
+        Some(trawl::ErrorKind::Connect),
         "{pinned:?}"
     );
 }
@@ -139,7 +139,7 @@ async fn https_to_a_pinned_name_sends_the_name_as_sni_and_verifies_it() {
     let verified = run(&["--resolve", &pin, "--retries", "0"], lines([url])).await;
     assert_eq!(
         verified.at(0).error.as_ref().map(|e| e.kind),
-        Some(trawl::record::ErrorKind::Tls),
+        Some(trawl::ErrorKind::Tls),
         "{:?}",
         verified.at(0)
     );

@@ -2,8 +2,8 @@
 //! and the files `--save` writes.
 
 use sha2::Digest;
+use trawl::ErrorKind;
 use trawl::Exit;
-use trawl::record::ErrorKind;
 
 use crate::support::{Server, assert_one_per_index, lines, read_records, run};
 

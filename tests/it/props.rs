@@ -2,7 +2,7 @@
 //! into lines agrees with a plain reference split.
 
 use proptest::prelude::*;
-use trawl::input::{Line, MAX_LINE, next_line, parse_line};
+use trawl::parse::{Line, MAX_LINE, next_line, parse_line};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use trawl::cli::Cli;
-use trawl::input::InputSpec;
-use trawl::progress::Progress;
-use trawl::record::ErrorKind;
-use trawl::summary::Stop;
+use trawl::Cli;
+use trawl::ErrorKind;
+use trawl::InputSpec;
+use trawl::Progress;
+use trawl::Stop;
 use trawl::{Exit, Shutdown};
 
 use crate::support::{Server, assert_one_per_index, lines, read_records, run};

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Parser;
-use trawl::cli::Cli;
-use trawl::input::InputSpec;
-use trawl::progress::Progress;
-use trawl::record::Record;
+use trawl::Cli;
+use trawl::InputSpec;
+use trawl::Progress;
+use trawl::Record;
 use trawl::{Outcome, Shutdown};
 
 pub use trawl::demo::Server;
