@@ -67,6 +67,21 @@ pub struct Config {
     pub grace: Duration,
 }
 
+impl Config {
+    /// The process stage's settings.
+    pub(crate) fn process_settings(&self) -> crate::process::ProcessSettings {
+        crate::process::ProcessSettings {
+            hash: self.hash,
+            title: self.title,
+            body: self.body,
+            jq: self.jq.clone(),
+            regex: self.regex.clone(),
+            select: self.select.clone(),
+            save: self.save.clone(),
+        }
+    }
+}
+
 /// A value that failed validation, reported like a clap error (exit 2).
 pub(crate) fn usage_error(message: impl std::fmt::Display) -> clap::Error {
     use clap::CommandFactory;

@@ -31,11 +31,12 @@ use crate::fetch::{Fetcher, Report};
 use crate::hash;
 use crate::input::{self, Job, Source};
 use crate::output::{self, Finished, Outputs, WriterSetup, Written};
-use crate::process;
+use crate::process::{self, ProcessSettings};
 use crate::progress::Progress;
 use crate::record::{self, Record};
 use crate::resume::{IndexSet, Resumed};
 use crate::summary::Stop;
+use crate::values::StatusSet;
 
 /// A fetched body waiting for a processing lane. Its report still holds the
 /// request's concurrency slot until a lane takes it, and `budget` is its share
@@ -94,10 +95,17 @@ pub(crate) fn window_size(cfg: &Config) -> usize {
     cfg.concurrency.get() * 4 + 1024
 }
 
+/// What turns a fetch into its record: the process stage's settings and the
+/// statuses that count as ok.
+struct Processing {
+    settings: ProcessSettings,
+    ok_status: StatusSet,
+}
+
 /// Where finished fetches go.
 #[derive(Clone)]
 struct Sinks {
-    cfg: Arc<Config>,
+    processing: Arc<Processing>,
     lanes: mpsc::Sender<Work>,
     budget: Arc<LaneBudget>,
     writer: mpsc::Sender<Finished>,
@@ -187,14 +195,18 @@ pub(crate) async fn run(
     let (work_tx, work_rx) = mpsc::channel::<Work>(queue);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let together = hash::Together::from_env();
+    let processing = Arc::new(Processing {
+        settings: cfg.process_settings(),
+        ok_status: cfg.ok_status.clone(),
+    });
     let lanes: Vec<_> = (0..cores())
         .map(|_| {
-            let (cfg, work, tx) = (cfg.clone(), work_rx.clone(), to_writer.clone());
-            tokio::task::spawn_blocking(move || lane(&cfg, &work, &tx, together))
+            let (p, work, tx) = (processing.clone(), work_rx.clone(), to_writer.clone());
+            tokio::task::spawn_blocking(move || lane(&p, &work, &tx, together))
         })
         .collect();
     let sinks = Sinks {
-        cfg: cfg.clone(),
+        processing,
         lanes: work_tx,
         budget: Arc::new(LaneBudget::new(cores())),
         writer: to_writer,
@@ -274,7 +286,7 @@ async fn fetch_stage(fetcher: Arc<Fetcher>, feed: Feed, sinks: Sinks, controls: 
     jobs.close();
     while let Some(job) = jobs.recv().await {
         if !feed.finished_earlier(&job) {
-            let _ = sinks.writer.send(not_started(&sinks.cfg, job)).await;
+            let _ = sinks.writer.send(not_started(&sinks.processing, job)).await;
         }
     }
 }
@@ -341,7 +353,7 @@ async fn drive(fetcher: Arc<Fetcher>, feed: Arc<Feed>, sinks: Sinks, controls: C
     }
 }
 
-fn not_started(cfg: &Config, job: Job) -> Finished {
+fn not_started(p: &Processing, job: Job) -> Finished {
     let report = match &job.request {
         Err(failure) => Report::failed(failure.clone()),
         Ok(_) => Report::failed(Failure::Cancelled(
@@ -349,7 +361,7 @@ fn not_started(cfg: &Config, job: Job) -> Finished {
         )),
     };
     Finished {
-        record: record::assemble(cfg, job, report, None),
+        record: record::assemble(&p.ok_status, job, report, None),
         place: None,
     }
 }
@@ -371,9 +383,9 @@ async fn fetch_one(
             report = Box::pin(fetcher.fetch(request, &controls.halt)) => report,
         },
     };
-    let cfg = &sinks.cfg;
+    let p = &sinks.processing;
     let heavy = match &report.body {
-        Ok(body) => process::needed(cfg) && !process::is_light(cfg, body.len()),
+        Ok(body) => process::needed(&p.settings) && !process::is_light(&p.settings, body.len()),
         Err(_) => false,
     };
     if heavy {
@@ -392,7 +404,7 @@ async fn fetch_one(
     }
     // Cheaper here than a hand-off to another thread (see the README's Performance).
     drop(report.slot.take());
-    let record = processed(cfg, job, report, None);
+    let record = processed(p, job, report, None);
     let _ = sinks
         .writer
         .send(Finished {
@@ -406,7 +418,7 @@ async fn fetch_one(
 /// every body waiting (fewer hand-offs), so that under load their SHA-256 may
 /// be computed together.
 fn lane(
-    cfg: &Config,
+    p: &Processing,
     work: &Mutex<mpsc::Receiver<Work>>,
     tx: &mpsc::Sender<Finished>,
     together: hash::Together,
@@ -420,9 +432,9 @@ fn lane(
         }
         // Handed over: the requests' concurrency slots can go to the next ones.
         batch.iter_mut().for_each(|w| drop(w.report.slot.take()));
-        let digests = sha256_together(cfg, &batch, together);
+        let digests = sha256_together(&p.settings, &batch, together);
         for (work, sha256) in batch.drain(..).zip(digests) {
-            let record = processed(cfg, work.job, work.report, sha256);
+            let record = processed(p, work.job, work.report, sha256);
             let done = Finished {
                 record,
                 place: Some(work.window),
@@ -457,9 +469,13 @@ fn take(work: &Mutex<mpsc::Receiver<Work>>, batch: &mut Vec<Work>, most: usize) 
 /// The SHA-256 of each body in the batch when `--hash sha256` asks for it and
 /// there is more than one; `None` leaves hashing to `process`, one body at a time
 /// (also if hashing together panicked: each body then fails on its own).
-fn sha256_together(cfg: &Config, batch: &[Work], mode: hash::Together) -> Vec<Option<String>> {
+fn sha256_together(
+    settings: &ProcessSettings,
+    batch: &[Work],
+    mode: hash::Together,
+) -> Vec<Option<String>> {
     let bodies: Option<Vec<&Body>> = batch.iter().map(|w| w.report.body.as_ref().ok()).collect();
-    if cfg.hash == HashKind::Sha256
+    if settings.hash == HashKind::Sha256
         && batch.len() > 1
         && let Some(bodies) = bodies
         && let Ok(digests) = guarded(|| hash::sha256_hex_many(&bodies, mode))
@@ -472,19 +488,20 @@ fn sha256_together(cfg: &Config, batch: &[Work], mode: hash::Together) -> Vec<Op
 /// The record of a fetch: the body processed (if there is one and anything to
 /// do); a panic in processing becomes a `process` failure in the record.
 /// `sha256`: the body's digest if it was already computed with others.
-fn processed(cfg: &Config, job: Job, report: Report, sha256: Option<String>) -> Record {
+fn processed(p: &Processing, job: Job, report: Report, sha256: Option<String>) -> Record {
     let result = match &report.body {
-        Ok(body) if process::needed(cfg) => {
+        Ok(body) if process::needed(&p.settings) => {
             let content_type = report.head.as_ref().and_then(|h| h.content_type.as_deref());
             let accepted = report
                 .head
                 .as_ref()
-                .is_some_and(|h| cfg.ok_status.contains(h.status.as_u16()));
-            guarded(|| process::process(cfg, content_type, accepted, body, sha256)).and_then(|p| p)
+                .is_some_and(|h| p.ok_status.contains(h.status.as_u16()));
+            guarded(|| process::process(&p.settings, content_type, accepted, body, sha256))
+                .and_then(|r| r)
         }
-        _ => return record::assemble(cfg, job, report, None),
+        _ => return record::assemble(&p.ok_status, job, report, None),
     };
-    record::assemble(cfg, job, report, Some(result))
+    record::assemble(&p.ok_status, job, report, Some(result))
 }
 
 fn cores() -> usize {

@@ -10,7 +10,6 @@ use encoding_rs::Encoding;
 
 use crate::body::Body;
 use crate::cli::HashKind;
-use crate::config::Config;
 use crate::failure::Failure;
 use crate::hash;
 
@@ -29,18 +28,31 @@ pub(crate) struct Processed {
     pub body_base64: bool,
 }
 
-/// Whether `process` has anything to do for this configuration.
-pub(crate) fn needed(cfg: &Config) -> bool {
+/// What the process stage does to each body: the processing options, made once
+/// from the configuration (`Config::process_settings`).
+#[derive(Debug, Clone)]
+pub(crate) struct ProcessSettings {
+    pub(crate) hash: HashKind,
+    pub(crate) title: bool,
+    pub(crate) body: bool,
+    pub(crate) jq: Option<crate::extract::Jq>,
+    pub(crate) regex: Option<crate::extract::Pattern>,
+    pub(crate) select: Option<crate::extract::Select>,
+    pub(crate) save: Option<std::path::PathBuf>,
+}
+
+/// Whether `process` has anything to do for these settings.
+pub(crate) fn needed(cfg: &ProcessSettings) -> bool {
     cfg.hash != HashKind::None || cfg.save.is_some() || needs_whole_body(cfg)
 }
 
 /// Whether anything beyond hashing is asked for (which needs the body in one piece).
-fn needs_whole_body(cfg: &Config) -> bool {
+fn needs_whole_body(cfg: &ProcessSettings) -> bool {
     cfg.body || parses_body(cfg)
 }
 
 /// Whether the body is parsed or searched (`--title`, `--jq`, `--regex`, `--select`).
-fn parses_body(cfg: &Config) -> bool {
+fn parses_body(cfg: &ProcessSettings) -> bool {
     cfg.title || cfg.jq.is_some() || cfg.regex.is_some() || cfg.select.is_some()
 }
 
@@ -49,7 +61,7 @@ fn parses_body(cfg: &Config) -> bool {
 const LIGHT_BODY: usize = 8 * 1024;
 
 /// Whether processing this body is too cheap to be worth a blocking thread.
-pub(crate) fn is_light(cfg: &Config, len: usize) -> bool {
+pub(crate) fn is_light(cfg: &ProcessSettings, len: usize) -> bool {
     !parses_body(cfg) && cfg.save.is_none() && len <= LIGHT_BODY
 }
 
@@ -59,7 +71,7 @@ pub(crate) fn is_light(cfg: &Config, len: usize) -> bool {
 /// ([`hash::sha256_hex_many`]). Fails when `--save` cannot write the file, or
 /// `--jq` finds no JSON or fails on it.
 pub(crate) fn process(
-    cfg: &Config,
+    cfg: &ProcessSettings,
     content_type: Option<&str>,
     accepted: bool,
     body: &Body,
@@ -238,7 +250,8 @@ mod tests {
         let cfg = <crate::cli::Cli as clap::Parser>::parse_from(["trawl", "--body"])
             .run
             .into_config(vec![])
-            .unwrap();
+            .unwrap()
+            .process_settings();
         let whole: Body = [Bytes::from_static(b"hello, world")].into_iter().collect();
         let parts: Body = [&b"hel"[..], b"lo, ", b"world"]
             .map(Bytes::from_static)

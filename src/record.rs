@@ -5,11 +5,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Config;
 pub(crate) use crate::failure::{ErrorInfo, ErrorKind, Failure};
 use crate::fetch::Report;
 use crate::job::Job;
 use crate::process::Processed;
+use crate::values::StatusSet;
 
 /// One output line. Absent values are omitted, never null.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,7 +75,7 @@ impl Record {
 /// Build the record of one job from what the fetch and process stages found.
 /// `processed` is `None` when processing did not run, `Some(Err)` when it panicked.
 pub(crate) fn assemble(
-    cfg: &Config,
+    ok_status: &StatusSet,
     job: Job,
     report: Report,
     processed: Option<Result<Processed, Failure>>,
@@ -124,7 +124,7 @@ pub(crate) fn assemble(
     }
     if failure.is_none()
         && let Some(status) = status
-        && !cfg.ok_status.contains(status.as_u16())
+        && !ok_status.contains(status.as_u16())
     {
         failure = Some(Failure::HttpStatus(status.to_string()));
     }
