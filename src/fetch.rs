@@ -164,7 +164,10 @@ impl Fetcher {
             limits,
         };
         // Built now, so that a client the options cannot make fails before the run.
-        let plain = fetcher.kind_for(&Url::parse("http://localhost/").expect("valid"));
+        let plain = ClientKind {
+            trust_store: fetcher.cfg.proxy.is_some(),
+            pinned_port: None,
+        };
         let built = client(&fetcher.cfg, fetcher.dns.clone(), plain)?;
         fetcher.cell(plain).set(built).expect("a new cell");
         Ok(fetcher)

@@ -7,13 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use trawl::ErrorKind;
 
-use crate::support::{Server, assert_one_per_index, bin, lines, parse_records};
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+use crate::support::{Output, Server, assert_one_per_index, bin, lines, parse_records};
 
 async fn trawl(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(bin())
@@ -26,12 +20,7 @@ async fn trawl(args: &[&str], stdin: &str) -> Output {
     let mut input = child.stdin.take().unwrap();
     input.write_all(stdin.as_bytes()).await.unwrap();
     drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    Output {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    child.wait_with_output().await.unwrap().into()
 }
 
 #[tokio::test]

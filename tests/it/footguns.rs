@@ -7,13 +7,7 @@ use std::process::Stdio;
 
 use trawl::ErrorKind;
 
-use crate::support::{Server, bin, lines, run};
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+use crate::support::{Output, Server, bin, lines, run};
 
 fn trawl(args: &[&str], stdin: Stdio, env: &[(&str, &str)]) -> Output {
     let out = std::process::Command::new(bin())
@@ -22,11 +16,7 @@ fn trawl(args: &[&str], stdin: Stdio, env: &[(&str, &str)]) -> Output {
         .stdin(stdin)
         .output()
         .unwrap();
-    Output {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    out.into()
 }
 
 /// Regression: `trawl list.txt -o list.txt` emptied the list and exited 0.

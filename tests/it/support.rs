@@ -89,6 +89,23 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_trawl")
 }
 
+/// What a run of the real binary printed, and how it exited.
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Output {
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+}
+
 /// A TLS server config with a fresh self-signed certificate for 127.0.0.1,
 /// offering the ALPN protocols `alpn` (e.g. `h2`).
 pub fn self_signed_tls(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
