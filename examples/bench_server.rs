@@ -184,26 +184,15 @@ async fn main() {
         .await
         .expect("bind");
     println!("http://{}", listener.local_addr().expect("address"));
-    let tls = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .expect("bind");
-    println!("https://{}", tls.local_addr().expect("address"));
-    tokio::spawn(serve_tls(
-        tls,
-        app.clone(),
-        counters.clone(),
-        &[b"h2", b"http/1.1"],
-    ));
-    let tls1 = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .expect("bind");
-    println!("https://{}", tls1.local_addr().expect("address"));
-    tokio::spawn(serve_tls(
-        tls1,
-        app.clone(),
-        counters.clone(),
-        &[b"http/1.1"],
-    ));
+    // HTTP/2 or HTTP/1.1 by ALPN, then HTTP/1.1 only; printed in that order.
+    let alpn_sets: [&'static [&'static [u8]]; 2] = [&[b"h2", b"http/1.1"], &[b"http/1.1"]];
+    for alpn in alpn_sets {
+        let tls = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        println!("https://{}", tls.local_addr().expect("address"));
+        tokio::spawn(serve_tls(tls, app.clone(), counters.clone(), alpn));
+    }
     let listener = listener.tap_io(move |tcp| {
         let _ = tcp.set_nodelay(true);
         counters.connections.fetch_add(1, Ordering::Relaxed);
