@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::values::{
-    Rate, Shard, StatusSet, Threshold, parse_duration, parse_rate, parse_shard, parse_size_arg,
-    parse_status_set, parse_threshold,
+    HashKind, LogFormat, Rate, Shard, StatusSet, Threshold, parse_duration, parse_rate,
+    parse_shard, parse_size_arg, parse_status_set, parse_threshold,
 };
 
 const EXAMPLES: &str = "\
@@ -257,19 +257,6 @@ pub struct RunArgs {
     /// Log line format on stderr.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text, help_heading = "Output and runs")]
     pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HashKind {
-    Sha256,
-    Blake3,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[cfg(test)]

@@ -1,84 +1,50 @@
 //! The validated run configuration: `Config`, made once from the parsed
 //! arguments (`cli.rs`), with the checks that span several flags. Reported like
-//! clap errors (exit 2). The stages share it as `Arc<Config>`.
+//! clap errors (exit 2). It is made of each stage's own settings (`FetchSettings`,
+//! `LimitSettings`, `ProcessSettings`, `OutputSettings`, `UiSettings`), defined
+//! beside the stage: a stage sees its part, never the whole.
 
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::cli::{Cli, Command, HashKind, LogFormat, RunArgs};
+use crate::cli::{Cli, Command, RunArgs};
+use crate::fetch::FetchSettings;
 use crate::input::InputSpec;
-use crate::values::{Rate, Shard, StatusSet, Threshold};
+use crate::limits::LimitSettings;
+use crate::output::OutputSettings;
+use crate::process::ProcessSettings;
+use crate::progress::{Progress, ProgressMode, UiSettings};
+use crate::values::{Shard, Threshold};
 
-/// Whether the progress bar is drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
-    Auto,
-    Always,
-    Never,
-}
-
-/// The validated run configuration, shared by every stage as `Arc<Config>`.
+/// The validated run configuration: what is read, and each stage's settings.
+/// The stages see only their own part.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub inputs: Vec<InputSpec>,
-    pub concurrency: NonZeroUsize,
-    pub per_host: Option<NonZeroUsize>,
-    pub rate: Option<Rate>,
-    pub host_rate: Option<Rate>,
-    pub retries: u32,
-    pub max_retry_wait: Duration,
-    pub circuit_breaker: Option<NonZeroU32>,
-    pub method: Option<Method>,
-    pub headers: HeaderMap,
-    pub data: Option<Vec<u8>>,
-    pub user_agent: String,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub max_redirects: u32,
-    pub max_body: u64,
-    pub insecure: bool,
-    pub proxy: Option<String>,
-    /// `--resolve` pins.
-    pub resolve: Vec<crate::resolve::Pin>,
-    pub ok_status: StatusSet,
-    pub hash: HashKind,
-    pub title: bool,
-    pub body: bool,
-    pub jq: Option<crate::extract::Jq>,
-    pub regex: Option<crate::extract::Pattern>,
-    pub select: Option<crate::extract::Select>,
-    pub save: Option<PathBuf>,
-    pub output: Option<PathBuf>,
-    pub errors: Option<PathBuf>,
-    pub ordered: bool,
-    pub summary: Option<PathBuf>,
-    pub resume: bool,
-    pub allow_failures: Threshold,
-    pub shard: Option<Shard>,
-    pub progress: ProgressMode,
-    pub quiet: bool,
-    pub verbose: u8,
-    pub log_format: LogFormat,
+    pub(crate) inputs: Vec<InputSpec>,
+    pub(crate) shard: Option<Shard>,
+    pub(crate) limits: LimitSettings,
+    pub(crate) fetch: FetchSettings,
+    pub(crate) process: ProcessSettings,
+    pub(crate) outputs: OutputSettings,
+    pub(crate) ui: UiSettings,
+    pub(crate) allow_failures: Threshold,
     /// Time requests in flight get to finish after Ctrl-C/SIGTERM.
     pub grace: Duration,
 }
 
 impl Config {
-    /// The process stage's settings.
-    pub(crate) fn process_settings(&self) -> crate::process::ProcessSettings {
-        crate::process::ProcessSettings {
-            hash: self.hash,
-            title: self.title,
-            body: self.body,
-            jq: self.jq.clone(),
-            regex: self.regex.clone(),
-            select: self.select.clone(),
-            save: self.save.clone(),
-        }
+    /// The progress display that `--progress`, `--no-progress` and `-q` ask for.
+    pub fn progress(&self) -> Progress {
+        Progress::new(&self.ui)
+    }
+
+    /// Install the log subscriber as `-q`, `-v` and `--log-format` say, drawn
+    /// through `progress` so that log lines and the bar never tear each other.
+    pub fn init_logging(&self, progress: &Progress) {
+        crate::progress::init_logging(&self.ui, progress);
     }
 }
 
@@ -157,45 +123,55 @@ impl RunArgs {
         };
         Ok(Config {
             inputs,
-            concurrency,
-            per_host,
-            rate: self.rate,
-            host_rate: self.host_rate,
-            retries: self.retries,
-            max_retry_wait: self.max_retry_wait,
-            circuit_breaker,
-            method,
-            headers,
-            data,
-            user_agent: self
-                .user_agent
-                .unwrap_or_else(|| concat!("trawl/", env!("CARGO_PKG_VERSION")).to_owned()),
-            timeout: self.timeout,
-            connect_timeout: self.connect_timeout,
-            max_redirects: self.max_redirects,
-            max_body: self.max_body,
-            insecure: self.insecure,
-            proxy: self.proxy,
-            resolve: self.resolve,
-            ok_status: self.ok_status,
-            hash: self.hash,
-            title: self.title,
-            body: self.body,
-            jq: compiled(&self.jq, crate::extract::Jq::parse)?,
-            regex: compiled(&self.regex, crate::extract::Pattern::parse)?,
-            select: compiled(&self.select, crate::extract::Select::parse)?,
-            save: self.save,
-            output: self.output,
-            errors: self.errors,
-            ordered: self.ordered,
-            summary: self.summary,
-            resume: self.resume,
-            allow_failures: self.allow_failures.unwrap_or(Threshold::Count(0)),
             shard: self.shard,
-            progress,
-            quiet: self.quiet,
-            verbose: self.verbose,
-            log_format: self.log_format,
+            limits: LimitSettings {
+                concurrency,
+                per_host,
+                rate: self.rate,
+                host_rate: self.host_rate,
+                circuit_breaker,
+            },
+            fetch: FetchSettings {
+                retries: self.retries,
+                max_retry_wait: self.max_retry_wait,
+                method,
+                headers,
+                data,
+                user_agent: self
+                    .user_agent
+                    .unwrap_or_else(|| concat!("trawl/", env!("CARGO_PKG_VERSION")).to_owned()),
+                timeout: self.timeout,
+                connect_timeout: self.connect_timeout,
+                max_redirects: self.max_redirects,
+                max_body: self.max_body,
+                insecure: self.insecure,
+                proxy: self.proxy,
+                resolve: self.resolve,
+                ok_status: self.ok_status,
+            },
+            process: ProcessSettings {
+                hash: self.hash,
+                title: self.title,
+                body: self.body,
+                jq: compiled(&self.jq, crate::extract::Jq::parse)?,
+                regex: compiled(&self.regex, crate::extract::Pattern::parse)?,
+                select: compiled(&self.select, crate::extract::Select::parse)?,
+                save: self.save,
+            },
+            outputs: OutputSettings {
+                main: self.output,
+                errors: self.errors,
+                summary: self.summary,
+                ordered: self.ordered,
+                resume: self.resume,
+            },
+            ui: UiSettings {
+                progress,
+                quiet: self.quiet,
+                verbose: self.verbose,
+                log_format: self.log_format,
+            },
+            allow_failures: self.allow_failures.unwrap_or(Threshold::Count(0)),
             grace: Duration::from_secs(3),
         })
     }

@@ -16,7 +16,7 @@ type JqData = jaq_core::data::JustLut<jaq_json::Val>;
 
 /// `--jq FILTER` (jaq: the jq language in Rust), run on the body parsed as JSON.
 #[derive(Clone)]
-pub struct Jq {
+pub(crate) struct Jq {
     filter: std::sync::Arc<jaq_core::Filter<JqData>>,
 }
 
@@ -27,7 +27,7 @@ impl std::fmt::Debug for Jq {
 }
 
 impl Jq {
-    pub fn parse(code: &str) -> Result<Jq, String> {
+    pub(crate) fn parse(code: &str) -> Result<Jq, String> {
         use jaq_core::load::{Arena, Error as E, File, Loader};
         let invalid = |why: String| format!("invalid --jq filter '{code}': {why}");
         let defs = jaq_core::defs()
@@ -74,7 +74,7 @@ impl Jq {
 
     /// The filter's outputs (at most `MAX_VALUES`) on the body parsed as JSON.
     /// Err when the body is not JSON or the filter fails on it.
-    pub fn run(&self, body: &[u8]) -> Result<Vec<serde_json::Value>, String> {
+    pub(crate) fn run(&self, body: &[u8]) -> Result<Vec<serde_json::Value>, String> {
         let input = jaq_json::read::parse_single(body)
             .map_err(|e| format!("--jq: the body is not JSON: {e}"))?;
         let ctx = jaq_core::Ctx::<JqData>::new(&self.filter.lut, jaq_core::Vars::new([]));
@@ -98,19 +98,19 @@ impl Jq {
 /// `--regex RE`: every non-overlapping match, or its first capture group when
 /// the pattern has one.
 #[derive(Debug, Clone)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     regex: Regex,
 }
 
 impl Pattern {
-    pub fn parse(pattern: &str) -> Result<Pattern, String> {
+    pub(crate) fn parse(pattern: &str) -> Result<Pattern, String> {
         Regex::new(pattern)
             .map(|regex| Pattern { regex })
             .map_err(|e| format!("invalid --regex: {e}"))
     }
 
     /// Matches in `body`, as text (invalid UTF-8 replaced), at most `MAX_VALUES`.
-    pub fn matches(&self, body: &[u8]) -> Vec<String> {
+    pub(crate) fn matches(&self, body: &[u8]) -> Vec<String> {
         let text = |m: regex::bytes::Match<'_>| String::from_utf8_lossy(m.as_bytes()).into_owned();
         if self.regex.captures_len() > 1 {
             self.regex
@@ -130,13 +130,13 @@ impl Pattern {
 
 /// `--select CSS` (element text) or `--select 'CSS@attr'` (attribute values).
 #[derive(Debug, Clone)]
-pub struct Select {
+pub(crate) struct Select {
     selector: Selector,
     attr: Option<String>,
 }
 
 impl Select {
-    pub fn parse(spec: &str) -> Result<Select, String> {
+    pub(crate) fn parse(spec: &str) -> Result<Select, String> {
         let invalid = |e: String| format!("invalid --select '{spec}': {e}");
         if let Some((css, attr)) = spec.rsplit_once('@')
             && is_attr_name(attr)
@@ -156,7 +156,7 @@ impl Select {
 
     /// Text (whitespace collapsed, empty ones left out) or attribute values of the
     /// matching elements in document order, at most `MAX_VALUES`.
-    pub fn select(&self, html: &str) -> Vec<String> {
+    pub(crate) fn select(&self, html: &str) -> Vec<String> {
         let doc = Html::parse_document(html);
         let found = doc.select(&self.selector);
         match &self.attr {

@@ -15,15 +15,36 @@ use url::Url;
 
 use crate::body::Body;
 use crate::classify::classify;
-use crate::config::Config;
 use crate::failure::Failure;
 use crate::job::Request;
 use crate::limits::{HostHandle, Limits, Probe, Slot};
-use crate::resolve::{self, Resolver};
+use crate::resolve::{self, Pin, Resolver};
+use crate::values::StatusSet;
 
 /// Statuses that are retried (unless `--ok-status` accepts them). The
 /// `--retries` help and the README list them; a test keeps the three the same.
 pub(crate) const RETRIED_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
+
+/// What the fetch stage takes from the configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchSettings {
+    pub(crate) retries: u32,
+    pub(crate) max_retry_wait: Duration,
+    pub(crate) method: Option<Method>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) data: Option<Vec<u8>>,
+    pub(crate) user_agent: String,
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_redirects: u32,
+    pub(crate) max_body: u64,
+    pub(crate) insecure: bool,
+    pub(crate) proxy: Option<String>,
+    /// `--resolve` pins.
+    pub(crate) resolve: Vec<Pin>,
+    /// Statuses that count as ok: never retried.
+    pub(crate) ok_status: StatusSet,
+}
 
 /// Facts about the final response of the last attempt.
 #[derive(Debug, Clone)]
@@ -88,7 +109,7 @@ pub(crate) struct Fetcher {
     dns: Arc<resolve::Cache>,
     /// The (host, port) pairs that `--resolve` pins.
     pinned: std::collections::HashSet<(String, u16)>,
-    cfg: Arc<Config>,
+    cfg: Arc<FetchSettings>,
     limits: Arc<Limits>,
 }
 
@@ -110,7 +131,7 @@ struct ClientKind {
 /// gzip/br/zstd/deflate decoding). Redirects are followed by `Fetcher` itself, so
 /// it can count them and drop credentials when the host changes.
 fn client(
-    cfg: &Config,
+    cfg: &FetchSettings,
     dns: Arc<resolve::Cache>,
     kind: ClientKind,
 ) -> anyhow::Result<reqwest::Client> {
@@ -142,13 +163,13 @@ pub(crate) fn host_key(url: &Url) -> String {
 }
 
 impl Fetcher {
-    pub(crate) fn new(cfg: Arc<Config>, limits: Arc<Limits>) -> anyhow::Result<Fetcher> {
+    pub(crate) fn new(cfg: FetchSettings, limits: Arc<Limits>) -> anyhow::Result<Fetcher> {
         Fetcher::with_lookup(cfg, limits, resolve::system_lookup())
     }
 
     /// A fetcher that looks names up with `lookup` instead of the system.
     pub(crate) fn with_lookup(
-        cfg: Arc<Config>,
+        cfg: FetchSettings,
         limits: Arc<Limits>,
         lookup: resolve::LookupFn,
     ) -> anyhow::Result<Fetcher> {
@@ -160,7 +181,7 @@ impl Fetcher {
                 .iter()
                 .map(|p| (p.host.clone(), p.port))
                 .collect(),
-            cfg,
+            cfg: Arc::new(cfg),
             limits,
         };
         // Built now, so that a client the options cannot make fails before the run.
@@ -540,7 +561,6 @@ mod tests {
             .run
             .into_config(vec![])
             .unwrap();
-        let cfg = Arc::new(cfg);
         let lookup: resolve::LookupFn = Arc::new(|host: String| {
             async move {
                 Err(std::io::Error::other(format!(
@@ -549,7 +569,7 @@ mod tests {
             }
             .boxed()
         });
-        let fetcher = Fetcher::with_lookup(cfg.clone(), Limits::new(&cfg), lookup).unwrap();
+        let fetcher = Fetcher::with_lookup(cfg.fetch, Limits::new(&cfg.limits), lookup).unwrap();
         let request = crate::input::parse_line(b"http://nx.test/", crate::input::Line::Complete)
             .unwrap()
             .2

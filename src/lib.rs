@@ -3,7 +3,8 @@
 //!
 //! The public surface is what the `trawl` binary, the integration tests and a
 //! Rust caller need: parse arguments with [`Cli`] (clap) into an [`Action`]
-//! holding a [`Config`], then [`run`] it with a [`Progress`] display and a
+//! holding a [`Config`], then [`run`] it with a [`Progress`] display (from
+//! [`Config::progress`]) and a
 //! [`Shutdown`] handle; the [`Outcome`] carries the [`Summary`] and the [`Exit`]
 //! code. Records are [`Record`]s with [`ErrorKind`]s. [`demo`] is the offline demo
 //! and its local server; [`parse`] is the input line parser. Everything else is
@@ -39,7 +40,7 @@ pub use config::{Action, Config};
 pub use failure::ErrorKind;
 pub use input::InputSpec;
 pub use pipeline::Shutdown;
-pub use progress::{Progress, init_logging};
+pub use progress::Progress;
 pub use record::Record;
 pub use summary::{Stop, Summary};
 
@@ -116,7 +117,7 @@ pub async fn run(
     {
         error = error.or(Some(e));
     }
-    if !cfg.quiet && stopped != Some(Stop::OutputClosed) {
+    if !cfg.ui.quiet && stopped != Some(Stop::OutputClosed) {
         progress.eprintln(&summary.to_string());
     }
     let exit = match (&error, stopped) {
@@ -144,11 +145,20 @@ async fn prepare<'a>(
     for (name, why) in config::bad_proxy_env() {
         tracing::warn!("{name} is not a usable proxy and is ignored, so requests go direct: {why}");
     }
-    output::refuse_to_overwrite_inputs(cfg)?;
+    output::refuse_to_overwrite_inputs(&cfg.inputs, &cfg.outputs, cfg.process.save.as_deref())?;
     log_settings(cfg);
     let sources = input::open(&cfg.inputs).await?;
-    let resumed = match cfg.resume {
-        true => Some(resume::prepare(cfg)?),
+    let resumed = match cfg.outputs.resume {
+        true => {
+            let o = &cfg.outputs;
+            let files: Vec<&std::path::Path> = o
+                .main
+                .iter()
+                .chain(&o.errors)
+                .map(|p| p.as_path())
+                .collect();
+            Some(resume::prepare(&files)?)
+        }
         false => None,
     };
     if let Some(r) = resumed.as_ref().filter(|r| r.dropped > 0) {
@@ -157,13 +167,13 @@ async fn prepare<'a>(
             "resume: dropped torn, cancelled or duplicate lines"
         );
     }
-    let outputs = output::Outputs::open(cfg)?;
-    if let Some(dir) = &cfg.save {
+    let outputs = output::Outputs::open(&cfg.outputs)?;
+    if let Some(dir) = &cfg.process.save {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create --save directory '{}'", dir.display()))?;
     }
     // Created now, so a bad path fails before the run rather than after it.
-    let summary_file = match &cfg.summary {
+    let summary_file = match &cfg.outputs.summary {
         Some(path) => Some((
             path.as_path(),
             std::fs::File::create(path)
@@ -171,9 +181,10 @@ async fn prepare<'a>(
         )),
         None => None,
     };
-    let limits = Limits::new(cfg);
+    let limits = Limits::new(&cfg.limits);
     progress.watch(limits.clone());
-    let fetcher = Arc::new(Fetcher::new(cfg.clone(), limits).context("building the HTTP client")?);
+    let fetcher =
+        Arc::new(Fetcher::new(cfg.fetch.clone(), limits).context("building the HTTP client")?);
     let stages = Stages {
         cfg: cfg.clone(),
         fetcher,
@@ -187,17 +198,17 @@ async fn prepare<'a>(
 /// `-v`: the run's settings, once at the start.
 fn log_settings(cfg: &Config) {
     tracing::info!(
-        concurrency = cfg.concurrency.get(),
-        per_host = ?cfg.per_host,
-        rate = ?cfg.rate.map(|r| format!("{}/{:?}", r.count, r.per)),
-        host_rate = ?cfg.host_rate.map(|r| format!("{}/{:?}", r.count, r.per)),
-        retries = cfg.retries,
-        timeout = ?cfg.timeout,
-        connect_timeout = ?cfg.connect_timeout,
-        hash = ?cfg.hash,
-        proxy = cfg.proxy.is_some(),
-        resolve = cfg.resolve.len(),
-        ordered = cfg.ordered,
+        concurrency = cfg.limits.concurrency.get(),
+        per_host = ?cfg.limits.per_host,
+        rate = ?cfg.limits.rate.map(|r| format!("{}/{:?}", r.count, r.per)),
+        host_rate = ?cfg.limits.host_rate.map(|r| format!("{}/{:?}", r.count, r.per)),
+        retries = cfg.fetch.retries,
+        timeout = ?cfg.fetch.timeout,
+        connect_timeout = ?cfg.fetch.connect_timeout,
+        hash = ?cfg.process.hash,
+        proxy = cfg.fetch.proxy.is_some(),
+        resolve = cfg.fetch.resolve.len(),
+        ordered = cfg.outputs.ordered,
         shard = ?cfg.shard.map(|s| format!("{}/{}", s.k, s.n)),
         "settings"
     );

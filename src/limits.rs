@@ -7,6 +7,7 @@
 //! entries are pruned, so memory stays bounded with millions of distinct hosts.
 
 use std::collections::HashMap;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,8 +15,18 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::config::Config;
 use crate::values::Rate;
+
+/// What the limits take from the configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct LimitSettings {
+    /// Requests in flight at once (`-c`).
+    pub(crate) concurrency: NonZeroUsize,
+    pub(crate) per_host: Option<NonZeroUsize>,
+    pub(crate) rate: Option<Rate>,
+    pub(crate) host_rate: Option<Rate>,
+    pub(crate) circuit_breaker: Option<NonZeroU32>,
+}
 
 /// Idle host entries are kept up to this many before a prune pass.
 const MIN_PRUNE_AT: usize = 4096;
@@ -89,7 +100,7 @@ impl Pacer {
 }
 
 impl Limits {
-    pub fn new(cfg: &Config) -> Arc<Limits> {
+    pub(crate) fn new(cfg: &LimitSettings) -> Arc<Limits> {
         Arc::new(Limits {
             global: Arc::new(Semaphore::new(cfg.concurrency.get())),
             rate: cfg.rate.map(Pacer::new),
@@ -331,7 +342,7 @@ mod tests {
             .run
             .into_config(vec![InputSpec::Stdin])
             .unwrap();
-        Limits::new(&cfg)
+        Limits::new(&cfg.limits)
     }
 
     #[tokio::test]

@@ -25,8 +25,8 @@ fn main() -> ExitCode {
         Ok(Action::Demo(cfg)) => (cfg, true),
         Err(e) => e.exit(),
     };
-    let progress = Progress::new(&cfg);
-    trawl::init_logging(&cfg, &progress);
+    let progress = cfg.progress();
+    cfg.init_logging(&progress);
     // High --concurrency needs many sockets: lift the soft open-files limit to the hard one.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = tokio::runtime::Builder::new_multi_thread()

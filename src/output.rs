@@ -5,14 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
 use crate::input::InputSpec;
 use crate::progress::Progress;
 use crate::record::Record;
@@ -33,6 +32,18 @@ struct Sink {
     out: BufWriter<Box<dyn Write + Send>>,
 }
 
+/// Where records go and how (`-o`, `--errors`, `--summary`, `--ordered`, `--resume`).
+#[derive(Debug, Clone)]
+pub(crate) struct OutputSettings {
+    /// `-o`; stdout when absent.
+    pub(crate) main: Option<PathBuf>,
+    pub(crate) errors: Option<PathBuf>,
+    pub(crate) summary: Option<PathBuf>,
+    pub(crate) ordered: bool,
+    /// Append to the outputs instead of truncating them.
+    pub(crate) resume: bool,
+}
+
 /// The opened output streams.
 pub(crate) struct Outputs {
     main: Sink,
@@ -41,8 +52,8 @@ pub(crate) struct Outputs {
 
 impl Outputs {
     /// Create the output files before anything runs, so a bad path is exit 2.
-    pub(crate) fn open(cfg: &Config) -> anyhow::Result<Outputs> {
-        let main = match &cfg.output {
+    pub(crate) fn open(cfg: &OutputSettings) -> anyhow::Result<Outputs> {
+        let main = match &cfg.main {
             Some(path) => file_sink(path, cfg.resume)?,
             None => Sink {
                 out: BufWriter::with_capacity(BUFFER, Box::new(io::stdout())),
@@ -61,11 +72,14 @@ impl Outputs {
 /// the inputs (the same device and inode, whatever the spelling: symlinks and
 /// hard links included; stdin when it is a file): opening it for writing would
 /// empty the list before it is read. Checked before anything is opened.
-pub(crate) fn refuse_to_overwrite_inputs(cfg: &Config) -> anyhow::Result<()> {
+pub(crate) fn refuse_to_overwrite_inputs(
+    inputs: &[InputSpec],
+    cfg: &OutputSettings,
+    save: Option<&Path>,
+) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
-    let inputs: Vec<(String, (u64, u64))> = cfg
-        .inputs
+    let inputs: Vec<(String, (u64, u64))> = inputs
         .iter()
         .filter_map(|spec| match spec {
             InputSpec::File(path) => Some((path.display().to_string(), identity(path)?)),
@@ -75,10 +89,10 @@ pub(crate) fn refuse_to_overwrite_inputs(cfg: &Config) -> anyhow::Result<()> {
         })
         .collect();
     let targets = [
-        ("-o", &cfg.output),
-        ("--errors", &cfg.errors),
-        ("--summary", &cfg.summary),
-        ("--save", &cfg.save),
+        ("-o", cfg.main.as_deref()),
+        ("--errors", cfg.errors.as_deref()),
+        ("--summary", cfg.summary.as_deref()),
+        ("--save", save),
     ];
     for (flag, target) in targets {
         let Some(path) = target else { continue };

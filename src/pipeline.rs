@@ -24,7 +24,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::body::Body;
-use crate::cli::HashKind;
 use crate::config::Config;
 use crate::failure::Failure;
 use crate::fetch::{Fetcher, Report};
@@ -36,6 +35,7 @@ use crate::progress::Progress;
 use crate::record::{self, Record};
 use crate::resume::{IndexSet, Resumed};
 use crate::summary::Stop;
+use crate::values::HashKind;
 use crate::values::StatusSet;
 
 /// A fetched body waiting for a processing lane. Its report still holds the
@@ -91,8 +91,8 @@ pub(crate) struct Controls {
 const CHANNEL: usize = 1024;
 
 /// How many jobs may be between "read" and "written" at once.
-pub(crate) fn window_size(cfg: &Config) -> usize {
-    cfg.concurrency.get() * 4 + 1024
+pub(crate) fn window_size(concurrency: usize) -> usize {
+    concurrency * 4 + 1024
 }
 
 /// What turns a fetch into its record: the process stage's settings and the
@@ -171,11 +171,12 @@ pub(crate) async fn run(
         None => (None, Default::default()),
     };
     let skipped = earlier.as_ref().map_or(0, |d| d.len());
-    let (to_writer, from_pipeline) = mpsc::channel(window_size(&cfg).min(4096));
+    let (to_writer, from_pipeline) =
+        mpsc::channel(window_size(cfg.limits.concurrency.get()).min(4096));
     let closed = CancellationToken::new();
     let setup = WriterSetup {
         outputs,
-        ordered: cfg.ordered,
+        ordered: cfg.outputs.ordered,
         progress: progress.clone(),
         earlier: earlier.clone(),
         stats: carried,
@@ -196,8 +197,8 @@ pub(crate) async fn run(
     let work_rx = Arc::new(Mutex::new(work_rx));
     let together = hash::Together::from_env();
     let processing = Arc::new(Processing {
-        settings: cfg.process_settings(),
-        ok_status: cfg.ok_status.clone(),
+        settings: cfg.process.clone(),
+        ok_status: cfg.fetch.ok_status.clone(),
     });
     let lanes: Vec<_> = (0..cores())
         .map(|_| {
@@ -223,7 +224,7 @@ pub(crate) async fn run(
     });
     let feed = Feed {
         jobs: tokio::sync::Mutex::new(job_rx),
-        window: Arc::new(Semaphore::new(window_size(&cfg))),
+        window: Arc::new(Semaphore::new(window_size(cfg.limits.concurrency.get()))),
         halt: controls.halt.clone(),
         earlier,
     };

@@ -9,9 +9,9 @@ use base64::Engine;
 use encoding_rs::Encoding;
 
 use crate::body::Body;
-use crate::cli::HashKind;
 use crate::failure::Failure;
 use crate::hash;
+use crate::values::HashKind;
 
 /// What processing adds to a record.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -29,7 +29,7 @@ pub(crate) struct Processed {
 }
 
 /// What the process stage does to each body: the processing options, made once
-/// from the configuration (`Config::process_settings`).
+/// from the arguments (`Config`'s process part).
 #[derive(Debug, Clone)]
 pub(crate) struct ProcessSettings {
     pub(crate) hash: HashKind,
@@ -251,7 +251,7 @@ mod tests {
             .run
             .into_config(vec![])
             .unwrap()
-            .process_settings();
+            .process;
         let whole: Body = [Bytes::from_static(b"hello, world")].into_iter().collect();
         let parts: Body = [&b"hel"[..], b"lo, ", b"world"]
             .map(Bytes::from_static)

@@ -12,9 +12,27 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::cli::LogFormat;
-use crate::config::{Config, ProgressMode};
 use crate::limits::Limits;
+use crate::values::LogFormat;
+
+/// Whether the progress bar is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProgressMode {
+    Auto,
+    Always,
+    Never,
+}
+
+/// What stderr shows: the progress display and the log lines.
+#[derive(Debug, Clone)]
+pub(crate) struct UiSettings {
+    pub(crate) progress: ProgressMode,
+    /// `-q`: no summary, errors only in the log.
+    pub(crate) quiet: bool,
+    /// `-v` count.
+    pub(crate) verbose: u8,
+    pub(crate) log_format: LogFormat,
+}
 
 /// Handle to the progress display; cheap to clone, inert when hidden.
 #[derive(Clone)]
@@ -93,7 +111,7 @@ impl State {
 }
 
 impl Progress {
-    pub fn new(cfg: &Config) -> Progress {
+    pub(crate) fn new(cfg: &UiSettings) -> Progress {
         let terminal = io::stderr().is_terminal();
         let (show, plain) = match cfg.progress {
             ProgressMode::Always => (terminal, !terminal),
@@ -223,7 +241,7 @@ impl Progress {
 }
 
 /// Install the tracing subscriber: logs on stderr through the progress bar.
-pub fn init_logging(cfg: &Config, progress: &Progress) {
+pub(crate) fn init_logging(cfg: &UiSettings, progress: &Progress) {
     let default = match (cfg.quiet, cfg.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::config::Config;
 use crate::failure::ErrorKind;
 use crate::record::Record;
 use crate::summary::Stats;
@@ -59,14 +58,14 @@ pub(crate) fn is_final(record: &Record) -> bool {
     record.error_kind() != Some(ErrorKind::Cancelled)
 }
 
-/// Clean the output files in place and collect what is done.
-pub(crate) fn prepare(cfg: &Config) -> anyhow::Result<Resumed> {
+/// Clean the output files (`-o`, `--errors`) in place and collect what is done.
+pub(crate) fn prepare(outputs: &[&Path]) -> anyhow::Result<Resumed> {
     let mut resumed = Resumed {
         done: IndexSet::default(),
         stats: Stats::default(),
         dropped: 0,
     };
-    for path in cfg.output.iter().chain(cfg.errors.iter()) {
+    for path in outputs {
         if path.exists() {
             clean(path, &mut resumed)
                 .with_context(|| format!("resuming from '{}'", path.display()))?;

@@ -249,3 +249,18 @@ mod tests {
         assert_eq!(pinned, [2, 3, 3]);
     }
 }
+
+/// The digest of each body (`--hash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HashKind {
+    Sha256,
+    Blake3,
+    None,
+}
+
+/// Log line format on stderr (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

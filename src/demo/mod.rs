@@ -70,7 +70,7 @@ pub async fn run(
         name: "demo list".into(),
         text,
     }];
-    if !cfg.quiet {
+    if !cfg.ui.quiet {
         progress.eprintln(&format!(
             "trawl demo: serving on http://{} (faults on {}); fetching {count} inputs.\n\
              trawl demo: some fail on purpose (404, 500, redirect loop, gzip bomb, reset, bad lines).\n\

@@ -380,19 +380,19 @@ async fn resume_after_interruptions_and_a_torn_line_leaves_one_final_record_per_
         "trawl",
         "-q",
         "--resume",
+        "--ordered",
         "-o",
         out.to_str().unwrap(),
         "--errors",
         errors.to_str().unwrap(),
     ];
-    let mut cfg = Cli::parse_from(argv)
+    let cfg = Cli::parse_from(argv)
         .run
         .into_config(vec![InputSpec::Text {
             name: "l".into(),
             text: list.clone(),
         }])
         .unwrap();
-    cfg.ordered = true;
     let outcome = trawl::run(Arc::new(cfg), Progress::hidden(), Shutdown::new())
         .await
         .unwrap();
