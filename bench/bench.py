@@ -127,9 +127,29 @@ def peers(name, urls, c, trawl_extra=(), want=("trawl", "curl", "aiohttp")):
     return tools
 
 
+# Set by --against BIN: another trawl binary (e.g. built from an earlier commit),
+# run beside trawl with the same arguments in every peer table.
+AGAINST = None
+
+
+def with_against(tools):
+    """Add the --against binary after trawl, with trawl's arguments."""
+    if not AGAINST or "trawl" not in tools:
+        return tools
+    cmd, stdin, shell = tools["trawl"]
+    other = cmd.replace(TRAWL, AGAINST[1]) if shell else [AGAINST[1] if c == TRAWL else c for c in cmd]
+    out = {}
+    for tool, spec in tools.items():
+        out[tool] = spec
+        if tool == "trawl":
+            out[f"trawl ({AGAINST[0]})"] = (other, stdin, shell)
+    return out
+
+
 def run_scenario(name, tools, runs):
     """Interleave tools run by run, timed without the RSS sampler; then one sampled
     run per tool gives every measurement its peak RSS. Return {tool: [measurements]}."""
+    tools = with_against(tools)
     results = {t: [] for t in tools}
     for r in range(runs):
         for tool, (cmd, stdin, shell) in tools.items():
@@ -180,7 +200,13 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one run, smaller lists (smoke test)")
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--only", default="", help="comma-separated scenario names")
+    ap.add_argument("--against", metavar="LABEL=BIN", default=None,
+                    help="also run another trawl binary beside trawl in every peer table")
     args = ap.parse_args()
+    global AGAINST
+    if args.against:
+        label, _, binary = args.against.rpartition("=")
+        AGAINST = (label or "against", os.path.abspath(binary))
     runs = args.runs or (1 if args.quick else 5)
     only = set(filter(None, args.only.split(",")))
     scale = 10 if args.quick else 1
@@ -448,6 +474,8 @@ def write_report(sections, runs, args):
         "",
         f"- Machine: {machine()}",
         f"- trawl: {version([TRAWL, '--version'])}; {hash_kernel()}; curl: {version(['curl', '--version'])}",
+        *([f"- Beside it, `trawl ({AGAINST[0]})`: {AGAINST[1]}, same arguments, interleaved in every peer table"]
+          if AGAINST else []),
         f"- {aiohttp}; oha: {version(['oha', '--version'])}",
         f"- Runs per tool: {runs} (median shown), tools interleaved run by run; "
         f"`bench/run.sh {' '.join(sys.argv[1:])}`".rstrip(),
@@ -461,7 +489,7 @@ def write_report(sections, runs, args):
     if notes:
         head += ["Notes:", ""] + [f"- {n}" for n in sorted(set(notes))] + [""]
     text = "\n".join(head) + "\n" + "\n".join(sections)
-    suffix = ("-quick" if args.quick else "") + (f"-only-{args.only.replace(',', '-')}" if args.only else "")
+    suffix = ("-quick" if args.quick else "") + (f"-vs-{AGAINST[0]}" if AGAINST else "") + (f"-only-{args.only.replace(',', '-')}" if args.only else "")
     name = f"{now:%Y-%m-%d}-{socket.gethostname()}{suffix}.md"
     path = os.path.join(ROOT, "bench", "results", name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
