@@ -15,6 +15,7 @@ use crate::values::{
 const EXAMPLES: &str = "\
 Examples:
   trawl urls.txt > results.jsonl
+  trawl https://example.com/ | jq .            # URL arguments work too, as in curl
   cat urls.txt | trawl -c 200 --rate 50/s --errors failed.jsonl | jq -r 'select(.status==200).url'
   trawl failed.jsonl -o retry.jsonl        # re-feed failures (records are valid input)
   trawl --title --ordered urls.txt | jq -r '[.url, .title] | @tsv'
@@ -46,7 +47,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Input files, read line by line as a stream; `-` or none means stdin.
+    /// Input files, read line by line as a stream; `-` or none means stdin. An
+    /// argument that starts with http:// or https:// is itself a URL to fetch.
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
@@ -63,8 +65,36 @@ pub enum Command {
     /// the options given (titles are on by default).
     Demo {
         #[command(flatten)]
-        run: RunArgs,
+        run: Box<RunArgs>,
     },
+    /// Print a shell completion script to stdout.
+    ///
+    /// bash: `trawl completions bash > ~/.local/share/bash-completion/completions/trawl`;
+    /// zsh: into a directory on $fpath as `_trawl`; fish:
+    /// `~/.config/fish/completions/trawl.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, made from the same definitions as --help.
+    ///
+    /// `trawl man > ~/.local/share/man/man1/trawl.1`, then `man trawl`.
+    Man,
+    /// Print the JSON Schema (draft 2020-12) of an output record, or of the
+    /// --summary file.
+    Schema {
+        #[arg(value_enum, default_value_t = SchemaOf::Record)]
+        of: SchemaOf,
+    },
+}
+
+/// What `trawl schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaOf {
+    /// One line of the output (`-o`, `--errors`, stdout).
+    Record,
+    /// The `--summary` file.
+    Summary,
 }
 
 /// Options shared by a normal run and `trawl demo`.
@@ -154,8 +184,58 @@ pub struct RunArgs {
     pub max_body: u64,
 
     /// Do not verify TLS certificates.
-    #[arg(long, help_heading = "Requests")]
+    #[arg(long, help_heading = "TLS, auth and HTTP versions")]
     pub insecure: bool,
+
+    /// PEM file of CA certificates to trust in addition to the system store
+    /// (a private or corporate CA).
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "TLS, auth and HTTP versions"
+    )]
+    pub cacert: Option<PathBuf>,
+
+    /// Client certificate (PEM) for servers that demand one (mutual TLS). The
+    /// file may hold the private key too; otherwise give --key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "TLS, auth and HTTP versions"
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the --cert client certificate.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "cert",
+        help_heading = "TLS, auth and HTTP versions"
+    )]
+    pub key: Option<PathBuf>,
+
+    /// HTTP basic auth for every request. Like an Authorization header, it is
+    /// not sent on after a redirect to another host; a -H Authorization wins.
+    #[arg(
+        short = 'u',
+        long,
+        value_name = "USER:PASSWORD",
+        help_heading = "TLS, auth and HTTP versions"
+    )]
+    pub user: Option<String>,
+
+    /// Speak HTTP/1.1 only, never HTTP/2.
+    #[arg(long = "http1.1", help_heading = "TLS, auth and HTTP versions")]
+    pub http1_1: bool,
+
+    /// HTTP/2 without upgrade on http:// URLs (h2c); https:// still agrees on
+    /// the protocol by ALPN.
+    #[arg(
+        long,
+        conflicts_with = "http1_1",
+        help_heading = "TLS, auth and HTTP versions"
+    )]
+    pub http2_prior_knowledge: bool,
 
     /// Resolve HOST at PORT to ADDR (comma-separated for several) without DNS,
     /// as curl does; TLS still checks the certificate against HOST. Repeatable.

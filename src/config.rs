@@ -5,12 +5,16 @@
 //! beside the stage: a stage sees its part, never the whole.
 
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::cli::{Cli, Command, RunArgs};
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command, RunArgs, SchemaOf};
+use crate::clients::{ClientSettings, HttpVersions};
 use crate::fetch::FetchSettings;
 use crate::input::InputSpec;
 use crate::limits::LimitSettings;
@@ -50,7 +54,6 @@ impl Config {
 
 /// A value that failed validation, reported like a clap error (exit 2).
 pub(crate) fn usage_error(message: impl std::fmt::Display) -> clap::Error {
-    use clap::CommandFactory;
     Cli::command().error(clap::error::ErrorKind::ValueValidation, message)
 }
 
@@ -106,6 +109,20 @@ impl RunArgs {
             check_proxy(proxy)
                 .map_err(|why| usage_error(format!("invalid --proxy '{proxy}': {why}")))?;
         }
+        if let Some(user) = &self.user {
+            basic_auth(&mut headers, user).map_err(usage_error)?;
+        }
+        let tls = crate::tls::Tls::load(
+            self.cacert.as_deref(),
+            self.cert.as_deref(),
+            self.key.as_deref(),
+        )
+        .map_err(usage_error)?;
+        let versions = match (self.http1_1, self.http2_prior_knowledge) {
+            (true, _) => HttpVersions::Http1Only,
+            (false, true) => HttpVersions::H2cPriorKnowledge,
+            (false, false) => HttpVersions::Negotiate,
+        };
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(usage_error(
                 "--timeout and --connect-timeout must be above zero",
@@ -132,21 +149,25 @@ impl RunArgs {
                 circuit_breaker,
             },
             fetch: FetchSettings {
+                client: ClientSettings {
+                    user_agent: self
+                        .user_agent
+                        .unwrap_or_else(|| concat!("trawl/", env!("CARGO_PKG_VERSION")).to_owned()),
+                    connect_timeout: self.connect_timeout,
+                    insecure: self.insecure,
+                    proxy: self.proxy,
+                    resolve: self.resolve,
+                    tls,
+                    versions,
+                },
                 retries: self.retries,
                 max_retry_wait: self.max_retry_wait,
                 method,
                 headers,
                 data,
-                user_agent: self
-                    .user_agent
-                    .unwrap_or_else(|| concat!("trawl/", env!("CARGO_PKG_VERSION")).to_owned()),
                 timeout: self.timeout,
-                connect_timeout: self.connect_timeout,
                 max_redirects: self.max_redirects,
                 max_body: self.max_body,
-                insecure: self.insecure,
-                proxy: self.proxy,
-                resolve: self.resolve,
                 ok_status: self.ok_status,
             },
             process: ProcessSettings {
@@ -181,6 +202,8 @@ impl RunArgs {
 pub enum Action {
     Run(Config),
     Demo(Config),
+    /// Print this text to stdout: a completion script, the man page or a schema.
+    Print(Vec<u8>),
 }
 
 impl Cli {
@@ -190,27 +213,57 @@ impl Cli {
                 // The demo fails some inputs on purpose; that alone is no reason to exit 1.
                 run.title = true;
                 run.allow_failures = run.allow_failures.or(Some(Threshold::Percent(100.0)));
-                Ok(Action::Demo(run.into_config(Vec::new())?))
+                Ok(Action::Demo((*run).into_config(Vec::new())?))
+            }
+            Some(Command::Completions { shell }) => {
+                let mut out = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "trawl", &mut out);
+                Ok(Action::Print(out))
+            }
+            Some(Command::Man) => {
+                let mut out = Vec::new();
+                clap_mangen::Man::new(Cli::command())
+                    .render(&mut out)
+                    .expect("rendering into memory");
+                Ok(Action::Print(out))
+            }
+            Some(Command::Schema { of }) => {
+                let schema = match of {
+                    SchemaOf::Record => crate::schema::record(),
+                    SchemaOf::Summary => crate::schema::summary(),
+                };
+                let mut out = serde_json::to_vec_pretty(&schema).expect("a schema is JSON");
+                out.push(b'\n');
+                Ok(Action::Print(out))
             }
             None => {
                 let inputs = if self.inputs.is_empty() {
                     vec![InputSpec::Stdin]
                 } else {
-                    self.inputs
-                        .into_iter()
-                        .map(|p| {
-                            if p.as_os_str() == "-" {
-                                InputSpec::Stdin
-                            } else {
-                                InputSpec::File(p)
-                            }
-                        })
-                        .collect()
+                    self.inputs.into_iter().map(input_spec).collect()
                 };
                 Ok(Action::Run(self.run.into_config(inputs)?))
             }
         }
     }
+}
+
+/// An input argument: `-` is stdin, an http:// or https:// URL is fetched
+/// itself, anything else is a file.
+fn input_spec(arg: PathBuf) -> InputSpec {
+    if arg.as_os_str() == "-" {
+        return InputSpec::Stdin;
+    }
+    match arg.to_str() {
+        Some(text) if is_url_argument(text) => InputSpec::Url(text.to_owned()),
+        _ => InputSpec::File(arg),
+    }
+}
+
+/// Whether an argument is a URL rather than a file name.
+fn is_url_argument(arg: &str) -> bool {
+    let lower = arg.get(..8).unwrap_or(arg).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
 }
 
 /// Proxy schemes trawl hands to reqwest. Anything else (a typo such as `htp://`,
@@ -262,6 +315,26 @@ pub(crate) fn bad_proxy_env() -> Vec<(String, String)> {
     .collect()
 }
 
+/// `-u USER:PASSWORD`: an `Authorization: Basic` header, unless `-H` gave one
+/// (as in curl, the explicit header wins).
+fn basic_auth(headers: &mut HeaderMap, user: &str) -> Result<(), String> {
+    use base64::Engine;
+    if !user.contains(':') {
+        return Err(format!(
+            "-u/--user '{user}': expected USER:PASSWORD (trawl never prompts; `USER:` for an empty password)"
+        ));
+    }
+    if headers.contains_key(reqwest::header::AUTHORIZATION) {
+        return Ok(());
+    }
+    let token = base64::engine::general_purpose::STANDARD.encode(user);
+    let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+        .map_err(|_| "-u/--user: not a valid header value".to_string())?;
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Ok(())
+}
+
 fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
     let (name, value) = raw
         .split_once(':')
@@ -283,5 +356,38 @@ mod tests {
         assert_eq!(n.as_str(), "x-token");
         assert_eq!(v, "abc");
         assert!(parse_header("no colon").is_err());
+    }
+
+    #[test]
+    fn url_arguments_are_fetched_and_the_rest_are_files() {
+        for url in ["https://example.com/", "http://x", "HTTPS://EXAMPLE.COM"] {
+            assert!(matches!(input_spec(url.into()), InputSpec::Url(u) if u == url));
+        }
+        for file in [
+            "urls.txt",
+            "example.com",
+            "http:/x",
+            "./https://x",
+            "https:",
+        ] {
+            assert!(
+                matches!(input_spec(file.into()), InputSpec::File(_)),
+                "{file}"
+            );
+        }
+        assert!(matches!(input_spec("-".into()), InputSpec::Stdin));
+    }
+
+    #[test]
+    fn basic_auth_is_a_header_unless_one_is_given() {
+        let mut headers = HeaderMap::new();
+        basic_auth(&mut headers, "aladdin:opensesame").unwrap();
+        assert_eq!(headers["authorization"], "Basic YWxhZGRpbjpvcGVuc2VzYW1l");
+        let mut given = HeaderMap::new();
+        given.insert("authorization", HeaderValue::from_static("Bearer t"));
+        basic_auth(&mut given, "a:b").unwrap();
+        assert_eq!(given["authorization"], "Bearer t");
+        assert!(basic_auth(&mut HeaderMap::new(), "nocolon").is_err());
+        basic_auth(&mut headers, "user:").unwrap();
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! error_kinds {
     ($($kind:ident => $name:literal),* $(,)?) => {
         /// Stable, snake_case failure kinds (part of the output contract).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
         pub enum ErrorKind {
             $(#[serde(rename = $name)] $kind,)*
         }
@@ -105,7 +105,8 @@ impl Failure {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Why an input failed: its stable kind and a message for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorInfo {
     pub kind: ErrorKind,
     pub message: String,

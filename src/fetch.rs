@@ -2,8 +2,7 @@
 //! a bounded body read, and the classification of transport errors into the stable
 //! error kinds. Knows nothing about output.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -15,10 +14,11 @@ use url::Url;
 
 use crate::body::Body;
 use crate::classify::classify;
+use crate::clients::{ClientSettings, Clients};
 use crate::failure::Failure;
 use crate::job::Request;
 use crate::limits::{HostHandle, Limits, Probe, Slot};
-use crate::resolve::{self, Pin, Resolver};
+use crate::resolve;
 use crate::values::StatusSet;
 
 /// Statuses that are retried (unless `--ok-status` accepts them). The
@@ -28,20 +28,16 @@ pub(crate) const RETRIED_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
 /// What the fetch stage takes from the configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct FetchSettings {
+    /// What the HTTP clients are built with.
+    pub(crate) client: ClientSettings,
     pub(crate) retries: u32,
     pub(crate) max_retry_wait: Duration,
     pub(crate) method: Option<Method>,
     pub(crate) headers: HeaderMap,
     pub(crate) data: Option<Vec<u8>>,
-    pub(crate) user_agent: String,
     pub(crate) timeout: Duration,
-    pub(crate) connect_timeout: Duration,
     pub(crate) max_redirects: u32,
     pub(crate) max_body: u64,
-    pub(crate) insecure: bool,
-    pub(crate) proxy: Option<String>,
-    /// `--resolve` pins.
-    pub(crate) resolve: Vec<Pin>,
     /// Statuses that count as ok: never retried.
     pub(crate) ok_status: StatusSet,
 }
@@ -102,55 +98,9 @@ fn report((head, body): Outcome, attempts: u32, first_start: Option<Instant>) ->
 }
 
 pub(crate) struct Fetcher {
-    /// Clients by kind, each built on first use: certificates verified or not,
-    /// and the port whose `--resolve` pins apply.
-    clients: RwLock<HashMap<ClientKind, Arc<tokio::sync::OnceCell<reqwest::Client>>>>,
-    /// Name lookups, shared by every client.
-    dns: Arc<resolve::Cache>,
-    /// The (host, port) pairs that `--resolve` pins.
-    pinned: std::collections::HashSet<(String, u16)>,
-    cfg: Arc<FetchSettings>,
+    clients: Clients,
+    cfg: FetchSettings,
     limits: Arc<Limits>,
-}
-
-/// Which client a URL needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct ClientKind {
-    /// Verifies certificates against the system trust store, which takes
-    /// milliseconds to load, so it is built on the first https URL only. Without
-    /// it no roots are loaded: fine for http://, and for https:// only with
-    /// --insecure.
-    trust_store: bool,
-    /// The port whose `--resolve` pins this client applies. reqwest's resolver
-    /// sees names without ports, so each pinned port has its own client (curl's
-    /// pins hold for their port only).
-    pinned_port: Option<u16>,
-}
-
-/// Build a client (pooled connections, HTTP/2 by ALPN, transparent
-/// gzip/br/zstd/deflate decoding). Redirects are followed by `Fetcher` itself, so
-/// it can count them and drop credentials when the host changes.
-fn client(
-    cfg: &FetchSettings,
-    dns: Arc<resolve::Cache>,
-    kind: ClientKind,
-) -> anyhow::Result<reqwest::Client> {
-    let resolver = Resolver::new(dns, &cfg.resolve, kind.pinned_port);
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(cfg.user_agent.as_str())
-        .connect_timeout(cfg.connect_timeout)
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .dns_resolver(resolver)
-        .tls_danger_accept_invalid_certs(cfg.insecure);
-    if !kind.trust_store {
-        builder = builder.tls_certs_only(std::iter::empty());
-    }
-    if let Some(proxy) = &cfg.proxy {
-        builder = builder.proxy(reqwest::Proxy::all(proxy.as_str())?);
-    }
-    Ok(builder.build()?)
 }
 
 /// Per-host politeness key: host name and port.
@@ -173,62 +123,13 @@ impl Fetcher {
         limits: Arc<Limits>,
         lookup: resolve::LookupFn,
     ) -> anyhow::Result<Fetcher> {
+        let clients = Clients::new(cfg.client.clone(), lookup)?;
         let fetcher = Fetcher {
-            clients: RwLock::new(HashMap::new()),
-            dns: resolve::Cache::new(lookup),
-            pinned: cfg
-                .resolve
-                .iter()
-                .map(|p| (p.host.clone(), p.port))
-                .collect(),
-            cfg: Arc::new(cfg),
+            clients,
+            cfg,
             limits,
         };
-        // Built now, so that a client the options cannot make fails before the run.
-        let plain = ClientKind {
-            trust_store: fetcher.cfg.proxy.is_some(),
-            pinned_port: None,
-        };
-        let built = client(&fetcher.cfg, fetcher.dns.clone(), plain)?;
-        fetcher.cell(plain).set(built).expect("a new cell");
         Ok(fetcher)
-    }
-
-    fn kind_for(&self, url: &Url) -> ClientKind {
-        let port = url.port_or_known_default().unwrap_or(0);
-        let host = url.host_str().unwrap_or("").trim_end_matches('.');
-        // URL hosts are lowercase already, as are pins.
-        let pinned = !self.pinned.is_empty() && self.pinned.contains(&(host.to_owned(), port));
-        ClientKind {
-            // A proxy may itself speak TLS: then every request needs the trust store.
-            trust_store: self.cfg.proxy.is_some()
-                || (url.scheme() == "https" && !self.cfg.insecure),
-            pinned_port: pinned.then_some(port),
-        }
-    }
-
-    fn cell(&self, kind: ClientKind) -> Arc<tokio::sync::OnceCell<reqwest::Client>> {
-        if let Some(cell) = self.clients.read().expect("clients lock").get(&kind) {
-            return cell.clone();
-        }
-        let mut clients = self.clients.write().expect("clients lock");
-        clients.entry(kind).or_default().clone()
-    }
-
-    async fn client_for(&self, url: &Url) -> Result<reqwest::Client, Failure> {
-        let kind = self.kind_for(url);
-        let cell = self.cell(kind);
-        let client = cell
-            .get_or_try_init(|| async {
-                // Loading the trust store reads files: off the runtime.
-                let (cfg, dns) = (self.cfg.clone(), self.dns.clone());
-                tokio::task::spawn_blocking(move || client(&cfg, dns, kind))
-                    .await
-                    .map_err(|e| Failure::Tls(format!("building the HTTP client: {e}")))?
-                    .map_err(|e| Failure::Tls(format!("building the HTTP client: {e:#}")))
-            })
-            .await?;
-        Ok(client.clone())
     }
 
     /// Fetch with retries. Each attempt passes the host and global limits again.
@@ -375,7 +276,8 @@ impl Fetcher {
         let mut redirects = 0;
         let response = loop {
             let mut request = self
-                .client_for(&url)
+                .clients
+                .get(&url)
                 .await?
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());

@@ -37,6 +37,8 @@ const ECHO_LIMIT: usize = 256;
 pub enum InputSpec {
     Stdin,
     File(PathBuf),
+    /// A URL given as an argument: a list of one.
+    Url(String),
     /// An in-memory list (used by `trawl demo` and in-process tests).
     Text {
         name: String,
@@ -49,6 +51,7 @@ impl InputSpec {
         match self {
             InputSpec::Stdin => "<stdin>".to_owned(),
             InputSpec::File(path) => path.display().to_string(),
+            InputSpec::Url(url) => url.clone(),
             InputSpec::Text { name, .. } => name.clone(),
         }
     }
@@ -79,6 +82,7 @@ pub(crate) async fn open(specs: &[InputSpec]) -> anyhow::Result<Vec<Source>> {
                 anyhow::ensure!(!meta.is_dir(), "input '{}' is a directory", path.display());
                 Box::new(BufReader::with_capacity(64 * 1024, file))
             }
+            InputSpec::Url(url) => Box::new(io::Cursor::new(format!("{url}\n").into_bytes())),
             InputSpec::Text { text, .. } => Box::new(io::Cursor::new(text.clone().into_bytes())),
         };
         sources.push(Source {

@@ -7,7 +7,8 @@
 //! [`Config::progress`]) and a
 //! [`Shutdown`] handle; the [`Outcome`] carries the [`Summary`] and the [`Exit`]
 //! code. Records are [`Record`]s with [`ErrorKind`]s. [`demo`] is the offline demo
-//! and its local server; [`parse`] is the input line parser. Everything else is
+//! and its local server; [`parse`] is the input line parser; [`schema`] gives
+//! the JSON Schemas of a record and of the summary. Everything else is
 //! `pub(crate)`.
 
 // Internals are pub(crate); the public surface is what the root re-exports.
@@ -16,6 +17,7 @@
 mod body;
 mod classify;
 mod cli;
+mod clients;
 mod config;
 pub mod demo;
 mod extract;
@@ -32,7 +34,9 @@ mod progress;
 mod record;
 mod resolve;
 mod resume;
+pub mod schema;
 mod summary;
+mod tls;
 mod values;
 
 pub use cli::Cli;
@@ -204,10 +208,10 @@ fn log_settings(cfg: &Config) {
         host_rate = ?cfg.limits.host_rate.map(|r| format!("{}/{:?}", r.count, r.per)),
         retries = cfg.fetch.retries,
         timeout = ?cfg.fetch.timeout,
-        connect_timeout = ?cfg.fetch.connect_timeout,
+        connect_timeout = ?cfg.fetch.client.connect_timeout,
         hash = ?cfg.process.hash,
-        proxy = cfg.fetch.proxy.is_some(),
-        resolve = cfg.fetch.resolve.len(),
+        proxy = cfg.fetch.client.proxy.is_some(),
+        resolve = cfg.fetch.client.resolve.len(),
         ordered = cfg.outputs.ordered,
         shard = ?cfg.shard.map(|s| format!("{}/{}", s.k, s.n)),
         "settings"

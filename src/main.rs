@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     let (cfg, demo) = match Cli::parse().into_action() {
         Ok(Action::Run(cfg)) => (cfg, false),
         Ok(Action::Demo(cfg)) => (cfg, true),
+        Ok(Action::Print(text)) => return print(&text),
         Err(e) => e.exit(),
     };
     let progress = cfg.progress();
@@ -57,6 +58,19 @@ fn main() -> ExitCode {
     // A blocking stdin read may still be pending; do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
     ExitCode::from(exit.code())
+}
+
+/// Write a generated text to stdout; a closed pipe (`| head`) ends quietly.
+fn print(text: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("trawl: error: writing to stdout: {e}");
+            ExitCode::from(Exit::Fatal.code())
+        }
+        _ => ExitCode::from(Exit::Ok.code()),
+    }
 }
 
 /// First Ctrl-C or SIGTERM: graceful stop. A second one: exit at once.

@@ -85,7 +85,7 @@ pub(crate) fn refuse_to_overwrite_inputs(
             InputSpec::File(path) => Some((path.display().to_string(), identity(path)?)),
             // Through /dev/stdin: its target, when stdin is a redirected file.
             InputSpec::Stdin => Some(("<stdin>".into(), identity(Path::new("/dev/stdin"))?)),
-            InputSpec::Text { .. } => None,
+            InputSpec::Url(_) | InputSpec::Text { .. } => None,
         })
         .collect();
     let targets = [

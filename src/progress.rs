@@ -59,7 +59,6 @@ struct State {
     /// Records to come, once the input has been read to its end.
     total: OnceLock<u64>,
     limits: OnceLock<Arc<Limits>>,
-    last_message: std::sync::Mutex<Instant>,
 }
 
 impl State {
@@ -70,7 +69,6 @@ impl State {
             failed: AtomicU64::new(0),
             total: OnceLock::new(),
             limits: OnceLock::new(),
-            last_message: std::sync::Mutex::new(Instant::now()),
         }
     }
 }
@@ -110,9 +108,64 @@ impl State {
     }
 }
 
+/// What stderr can show: a live bar needs a terminal that is not `TERM=dumb`
+/// (nor unset); colour needs that, and no `NO_COLOR` (no-color.org).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stderr {
+    live: bool,
+    colour: bool,
+}
+
+impl Stderr {
+    fn of(terminal: bool, term: Option<&str>, no_color: Option<&str>) -> Stderr {
+        let live = terminal && term.is_some_and(|t| !t.is_empty() && t != "dumb");
+        Stderr {
+            live,
+            colour: live && no_color.is_none_or(str::is_empty),
+        }
+    }
+
+    fn now() -> Stderr {
+        let var = |name| std::env::var(name).ok();
+        Stderr::of(
+            io::stderr().is_terminal(),
+            var("TERM").as_deref(),
+            var("NO_COLOR").as_deref(),
+        )
+    }
+}
+
+impl State {
+    /// `ok 1190 failed 10 412/s in flight 64`, read when the bar is drawn, so
+    /// the counts and the position always agree.
+    fn counts(&self) -> String {
+        let in_flight = self.limits.get().map_or(0, |l| l.in_flight());
+        let (ok, failed) = (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        );
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = (ok + failed) as f64 / secs;
+        format!("ok {ok} failed {failed} {rate:.0}/s in flight {in_flight}")
+    }
+}
+
+/// The bar's look: finished records as its position, the counts drawn with it.
+fn style(state: &Arc<State>, template: &str) -> ProgressStyle {
+    let state = state.clone();
+    ProgressStyle::with_template(template)
+        .expect("valid template")
+        .with_key(
+            "counts",
+            move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&state.counts());
+            },
+        )
+}
+
 impl Progress {
     pub(crate) fn new(cfg: &UiSettings) -> Progress {
-        let terminal = io::stderr().is_terminal();
+        let terminal = Stderr::now().live;
         let (show, plain) = match cfg.progress {
             ProgressMode::Always => (terminal, !terminal),
             ProgressMode::Never => (false, false),
@@ -146,10 +199,10 @@ impl Progress {
         });
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {pos} done [{elapsed_precise}] {msg}")
-                    .expect("valid template"),
-            );
+            bar.set_style(style(
+                &state,
+                "{spinner} {pos} done [{elapsed_precise}] {counts}",
+            ));
             bar.enable_steady_tick(REFRESH);
             bar
         });
@@ -175,12 +228,10 @@ impl Progress {
         let _ = self.state.total.set(total);
         if let Some(bar) = &self.bar {
             bar.set_length(total);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} eta {eta} {msg}",
-                )
-                .expect("valid template"),
-            );
+            bar.set_style(style(
+                &self.state,
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} eta {eta} {counts}",
+            ));
         }
     }
 
@@ -192,24 +243,9 @@ impl Progress {
             &self.state.failed
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let Some(bar) = &self.bar else { return };
-        bar.inc(1);
-        let mut last = self.state.last_message.lock().expect("progress lock");
-        if last.elapsed() >= REFRESH {
-            *last = Instant::now();
-            bar.set_message(self.message());
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
         }
-    }
-
-    fn message(&self) -> String {
-        let in_flight = self.state.limits.get().map_or(0, |l| l.in_flight());
-        let (ok, failed) = (
-            self.state.ok.load(Ordering::Relaxed),
-            self.state.failed.load(Ordering::Relaxed),
-        );
-        let secs = self.state.started.elapsed().as_secs_f64().max(0.001);
-        let rate = (ok + failed) as f64 / secs;
-        format!("{rate:.0}/s ok {ok} failed {failed} in flight {in_flight}")
     }
 
     pub fn finish(&self) {
@@ -222,7 +258,6 @@ impl Progress {
             }
         }
         if let Some(bar) = &self.bar {
-            bar.set_message(self.message());
             bar.finish_and_clear();
         }
     }
@@ -259,7 +294,7 @@ pub(crate) fn init_logging(cfg: &UiSettings, progress: &Progress) {
         .with_target(false);
     let result = match cfg.log_format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.with_ansi(io::stderr().is_terminal()).try_init(),
+        LogFormat::Text => builder.with_ansi(Stderr::now().colour).try_init(),
     };
     // Already installed (a second run in the same process, e.g. tests): keep the first.
     let _ = result;
@@ -297,5 +332,49 @@ impl<'a> MakeWriter<'a> for LogWriter {
         LogLine {
             bar: self.bar.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_bar_needs_a_real_terminal_and_colour_honours_no_color() {
+        let live = |terminal, term, no_color| Stderr::of(terminal, term, no_color);
+        assert_eq!(
+            live(true, Some("xterm-256color"), None),
+            Stderr {
+                live: true,
+                colour: true
+            }
+        );
+        assert!(!live(true, Some("xterm"), Some("1")).colour);
+        assert!(
+            live(true, Some("xterm"), Some("")).colour,
+            "empty NO_COLOR is unset"
+        );
+        for term in [Some("dumb"), Some(""), None] {
+            assert_eq!(
+                live(true, term, None),
+                Stderr {
+                    live: false,
+                    colour: false
+                },
+                "{term:?}"
+            );
+        }
+        assert!(!live(false, Some("xterm"), None).live);
+    }
+
+    #[test]
+    fn the_counts_are_the_finished_records() {
+        let progress = Progress::hidden();
+        for ok in [true, true, false, true] {
+            progress.record(ok);
+        }
+        let counts = progress.state.counts();
+        assert!(counts.starts_with("ok 3 failed 1 "), "{counts}");
+        assert!(progress.state.plain_line().contains("4 done"));
     }
 }

@@ -11,8 +11,8 @@ use crate::job::Job;
 use crate::process::Processed;
 use crate::values::StatusSet;
 
-/// One output line. Absent values are omitted, never null.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// One output line, for one input line. Absent values are omitted, never null.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Record {
     pub index: u64,
     pub input: String,

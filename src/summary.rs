@@ -11,7 +11,7 @@ use crate::failure::ErrorKind;
 use crate::record::Record;
 
 /// Why a run ended before its input did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stop {
     /// Ctrl-C (SIGINT).
@@ -22,7 +22,8 @@ pub enum Stop {
     OutputClosed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Latency percentiles, in milliseconds.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Latency {
     pub p50: f64,
     pub p90: f64,
@@ -30,9 +31,15 @@ pub struct Latency {
     pub max: f64,
 }
 
+/// The version of the `--summary` document. Within one major version changes
+/// are additive only: new fields, never a field removed or changed in meaning.
+pub const SCHEMA_VERSION: &str = "1.0";
+
 /// The `--summary` document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Summary {
+    /// [`SCHEMA_VERSION`]: "MAJOR.MINOR".
+    pub schema_version: &'static str,
     pub total: u64,
     pub ok: u64,
     pub failed: u64,
@@ -98,6 +105,7 @@ impl Stats {
         let q = |p: f64| self.latency_us.value_at_quantile(p) as f64 / 1000.0;
         let secs = elapsed.as_secs_f64();
         Summary {
+            schema_version: SCHEMA_VERSION,
             total: self.total,
             ok: self.ok,
             failed: self.total - self.ok,

@@ -11,4 +11,5 @@ mod names;
 mod outputs;
 mod props;
 mod reliability;
+mod shell;
 mod support;

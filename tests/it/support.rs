@@ -68,10 +68,28 @@ pub fn read_records(path: &Path) -> Vec<Record> {
     parse_records(&text)
 }
 
+/// Parse JSON lines into typed records; every line must parse and match the
+/// published record schema (`trawl schema`).
 pub fn parse_records(text: &str) -> Vec<Record> {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let schema =
+        SCHEMA.get_or_init(|| jsonschema::validator_for(&trawl::schema::record()).unwrap());
     text.lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}")))
+        .map(|line| {
+            let value: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+            if let Err(e) = schema.validate(&value) {
+                panic!("line {line:?} does not match the record schema: {e}");
+            }
+            serde_json::from_value(value).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"))
+        })
         .collect()
+}
+
+/// Check `value` against a JSON Schema.
+pub fn validate(schema: &serde_json::Value, value: &serde_json::Value) -> Result<(), String> {
+    let validator = jsonschema::validator_for(schema).map_err(|e| e.to_string())?;
+    validator.validate(value).map_err(|e| e.to_string())
 }
 
 /// Each index in 0..n appears exactly once.
