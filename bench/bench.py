@@ -406,6 +406,34 @@ def scenarios(base, tls, tls1, runs, scale, only):
                             f"peak RSS at {big} URLs = {rss[big]:.1f} MiB (target <= 64), {rss[big] / rss[mid]:.2f} x the RSS at {mid} (target <= 1.3)"))
         yield ("Memory as the list grows (tiny responses, c=64)", "\n".join(rows))
 
+    if want("since"):
+        rows = ["| URLs = PREV records | index PREV (s) | run (s) | run --since (s) | peak RSS (MiB) | "
+                "peak RSS --since (MiB) | unchanged |",
+                "|---|---|---|---|---|---|---|"]
+        prev = os.path.join(TMP, "since-prev.jsonl")
+        empty = [measure([TRAWL, "/dev/null", "-q"], sampling=False)["wall"] for _ in range(3)]
+        result = {}
+        for n in (10_000, 100_000, 1_000_000):
+            n //= scale
+            lst = write_list("since", (f"{base}/b/16?i={i}" for i in range(n)))
+            plain = measure([TRAWL, lst, "-q", "-c", "64", "--retries", "0", "-o", prev])
+            # Index build: trawl on an empty list with --since, less trawl on an empty list.
+            index = statistics.median(
+                measure([TRAWL, "--since", prev, "/dev/null", "-q"], sampling=False)["wall"]
+                for _ in range(3)) - statistics.median(empty)
+            since = measure([TRAWL, lst, "-q", "-c", "64", "--retries", "0", "--since", prev])
+            with open(os.path.join(TMP, "out")) as f:
+                unchanged = sum('"change":"unchanged"' in line for line in f)
+            result[n] = (index, since["rss"])
+            rows.append(f"| {n} | {index:.2f} | {plain['wall']:.2f} | {since['wall']:.2f} | {plain['rss']:.1f} | "
+                        f"{since['rss']:.1f} | {unchanged} |")
+        big = max(result)
+        rows.append("")
+        rows.append(verdict(result[big][0] <= 2 and result[big][1] <= 96,
+                            f"index of a {big}-record PREV built in {result[big][0]:.2f} s (target <= 2); "
+                            f"peak RSS of the --since run {result[big][1]:.1f} MiB (target <= 96)"))
+        yield ("Nightly re-runs: --since PREV as the list and PREV grow (tiny responses, c=64)", "\n".join(rows))
+
 
 def machine():
     cpu = platform.processor() or ""

@@ -303,6 +303,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", help_heading = "Output and runs")]
     pub summary: Option<PathBuf>,
 
+    /// The -o (and --errors) file of an earlier run, repeatable: send
+    /// conditional GETs from its ETag/Last-Modified, keep its body facts on a 304,
+    /// and mark each record's "change": new, unchanged, changed or broken.
+    #[arg(long, value_name = "PREV", help_heading = "Output and runs")]
+    pub since: Vec<PathBuf>,
+
     /// Skip inputs that already have a final record in -o/--errors and append the
     /// rest; torn lines and `cancelled` records from a stopped run are dropped.
     #[arg(long, requires = "output", help_heading = "Output and runs")]

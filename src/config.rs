@@ -29,6 +29,8 @@ use crate::values::{Shard, Threshold};
 pub struct Config {
     pub(crate) inputs: Vec<InputSpec>,
     pub(crate) shard: Option<Shard>,
+    /// `--since`: the outputs of an earlier run.
+    pub(crate) since: Vec<PathBuf>,
     pub(crate) limits: LimitSettings,
     pub(crate) fetch: FetchSettings,
     pub(crate) process: ProcessSettings,
@@ -141,6 +143,7 @@ impl RunArgs {
         Ok(Config {
             inputs,
             shard: self.shard,
+            since: self.since,
             limits: LimitSettings {
                 concurrency,
                 per_host,

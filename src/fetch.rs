@@ -49,6 +49,9 @@ pub(crate) struct Head {
     pub status: StatusCode,
     pub version: Version,
     pub content_type: Option<String>,
+    /// Validators, for conditional requests in a later run (`--since`).
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
     pub redirects: u32,
     /// From the start of the attempt to the final response's headers.
     pub ttfb: Duration,
@@ -130,6 +133,21 @@ impl Fetcher {
             limits,
         };
         Ok(fetcher)
+    }
+
+    /// The method a request is sent with: its own, `-X`, or POST with a body and GET without.
+    fn method_for(&self, req: &Request, has_body: bool) -> Method {
+        req.method
+            .clone()
+            .or_else(|| self.cfg.method.clone())
+            .unwrap_or(if has_body { Method::POST } else { Method::GET })
+    }
+
+    /// Whether `req` goes out as a GET without a body (the only requests
+    /// `--since` makes conditional).
+    pub(crate) fn sends_plain_get(&self, req: &Request) -> bool {
+        let has_body = req.body.is_some() || self.cfg.data.is_some();
+        !has_body && self.method_for(req, has_body) == Method::GET
     }
 
     /// Fetch with retries. Each attempt passes the host and global limits again.
@@ -260,15 +278,7 @@ impl Fetcher {
         let start = Instant::now();
         let mut url = req.url.clone();
         let mut body = req.body.clone().or_else(|| self.cfg.data.clone());
-        let mut method = req
-            .method
-            .clone()
-            .or_else(|| self.cfg.method.clone())
-            .unwrap_or(if body.is_some() {
-                Method::POST
-            } else {
-                Method::GET
-            });
+        let mut method = self.method_for(req, body.is_some());
         let mut headers = self.cfg.headers.clone();
         for (name, value) in &req.headers {
             headers.insert(name.clone(), value.clone());
@@ -322,14 +332,19 @@ impl Fetcher {
 
 fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) -> Head {
     let headers = response.headers();
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     Head {
         final_url,
         status: response.status(),
         version: response.version(),
-        content_type: headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        content_type: text(header::CONTENT_TYPE),
+        etag: text(header::ETAG),
+        last_modified: text(header::LAST_MODIFIED),
         redirects,
         ttfb: start.elapsed(),
         retry_after: retry_after(headers),

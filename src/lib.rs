@@ -26,6 +26,7 @@ mod fetch;
 mod hash;
 mod input;
 mod job;
+mod lanes;
 mod limits;
 mod output;
 mod pipeline;
@@ -35,6 +36,7 @@ mod record;
 mod resolve;
 mod resume;
 pub mod schema;
+mod since;
 mod summary;
 mod tls;
 mod values;
@@ -45,7 +47,7 @@ pub use failure::ErrorKind;
 pub use input::InputSpec;
 pub use pipeline::Shutdown;
 pub use progress::Progress;
-pub use record::Record;
+pub use record::{Change, Record};
 pub use summary::{Stop, Summary};
 
 /// The input line parser, for property tests and tools that read trawl's input.
@@ -149,9 +151,18 @@ async fn prepare<'a>(
     for (name, why) in config::bad_proxy_env() {
         tracing::warn!("{name} is not a usable proxy and is ignored, so requests go direct: {why}");
     }
-    output::refuse_to_overwrite_inputs(&cfg.inputs, &cfg.outputs, cfg.process.save.as_deref())?;
+    output::refuse_to_overwrite_inputs(
+        &cfg.inputs,
+        &cfg.since,
+        &cfg.outputs,
+        cfg.process.save.as_deref(),
+    )?;
     log_settings(cfg);
     let sources = input::open(&cfg.inputs).await?;
+    let since = match cfg.since.is_empty() {
+        true => None,
+        false => Some(Arc::new(load_since(cfg.since.clone()).await?)),
+    };
     let resumed = match cfg.outputs.resume {
         true => {
             let o = &cfg.outputs;
@@ -195,8 +206,22 @@ async fn prepare<'a>(
         sources,
         outputs,
         resumed,
+        since,
     };
     Ok((stages, summary_file))
+}
+
+/// Index the `--since` files (off the runtime: it reads them whole).
+async fn load_since(paths: Vec<std::path::PathBuf>) -> anyhow::Result<since::Since> {
+    let (since, loaded) = tokio::task::spawn_blocking(move || since::Since::load(&paths)).await??;
+    if loaded.skipped > 0 {
+        tracing::warn!(
+            "--since: skipped {} lines that are not JSON records (a torn last line?)",
+            loaded.skipped
+        );
+    }
+    tracing::info!(urls = loaded.urls, "--since: indexed the previous run");
+    Ok(since)
 }
 
 /// `-v`: the run's settings, once at the start.

@@ -69,24 +69,35 @@ impl Outputs {
 }
 
 /// Refuse any `-o`, `--errors`, `--summary` or `--save` target that is one of
-/// the inputs (the same device and inode, whatever the spelling: symlinks and
+/// the inputs or `--since` files (the same device and inode, whatever the spelling: symlinks and
 /// hard links included; stdin when it is a file): opening it for writing would
 /// empty the list before it is read. Checked before anything is opened.
 pub(crate) fn refuse_to_overwrite_inputs(
     inputs: &[InputSpec],
+    since: &[PathBuf],
     cfg: &OutputSettings,
     save: Option<&Path>,
 ) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
-    let inputs: Vec<(String, (u64, u64))> = inputs
+    // What is read: (what it is, its name, its identity).
+    let read: Vec<(&str, String, (u64, u64))> = inputs
         .iter()
         .filter_map(|spec| match spec {
-            InputSpec::File(path) => Some((path.display().to_string(), identity(path)?)),
+            InputSpec::File(path) => Some(("input", path.display().to_string(), identity(path)?)),
             // Through /dev/stdin: its target, when stdin is a redirected file.
-            InputSpec::Stdin => Some(("<stdin>".into(), identity(Path::new("/dev/stdin"))?)),
+            InputSpec::Stdin => Some((
+                "input",
+                "<stdin>".into(),
+                identity(Path::new("/dev/stdin"))?,
+            )),
             InputSpec::Url(_) | InputSpec::Text { .. } => None,
         })
+        .chain(
+            since
+                .iter()
+                .filter_map(|p| Some(("--since file", p.display().to_string(), identity(p)?))),
+        )
         .collect();
     let targets = [
         ("-o", cfg.main.as_deref()),
@@ -97,9 +108,9 @@ pub(crate) fn refuse_to_overwrite_inputs(
     for (flag, target) in targets {
         let Some(path) = target else { continue };
         let Some(id) = identity(path) else { continue };
-        if let Some((input, _)) = inputs.iter().find(|(_, i)| *i == id) {
+        if let Some((what, name, _)) = read.iter().find(|(_, _, i)| *i == id) {
             anyhow::bail!(
-                "{flag} '{}' is the input '{input}': writing it would destroy the list before it is read",
+                "{flag} '{}' is the {what} '{name}': writing it would destroy it before it is read",
                 path.display()
             );
         }

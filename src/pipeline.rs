@@ -10,11 +10,7 @@
 //! Fetches run as futures polled by one driver task per core. A fetch writes
 //! its record itself when processing is cheaper than a hand-off (a failure,
 //! nothing to process, a small body to hash); only bodies that need real CPU
-//! work go to the lanes: one long-lived blocking thread per core, taking what
-//! waits in a short queue a batch at a time. What the lanes hold is counted
-//! in a budget that a fetch takes before it hands its body over: per lane, two
-//! large bodies or 2 MiB of small ones (see [`LaneBudget`]). So memory follows
-//! `--concurrency` and the core count, never the CPU's SIMD width.
+//! work go to the lanes (`lanes.rs`), whose budget bounds the bodies they hold.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -23,60 +19,19 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::body::Body;
 use crate::config::Config;
 use crate::failure::Failure;
 use crate::fetch::{Fetcher, Report};
 use crate::hash;
 use crate::input::{self, Job, Source};
+use crate::lanes::{LaneBudget, Processing, Work, cores, lane, not_started, processed, unmodified};
 use crate::output::{self, Finished, Outputs, WriterSetup, Written};
-use crate::process::{self, ProcessSettings};
+use crate::process;
 use crate::progress::Progress;
-use crate::record::{self, Record};
+use crate::record::Record;
 use crate::resume::{IndexSet, Resumed};
+use crate::since::{self, Since};
 use crate::summary::Stop;
-use crate::values::HashKind;
-use crate::values::StatusSet;
-
-/// A fetched body waiting for a processing lane. Its report still holds the
-/// request's concurrency slot until a lane takes it, and `budget` is its share
-/// of what the lanes may hold, so bodies in memory stay bounded by
-/// `--concurrency` plus the lanes' budget.
-struct Work {
-    job: Job,
-    report: Report,
-    window: OwnedSemaphorePermit,
-    _budget: OwnedSemaphorePermit,
-}
-
-/// What the processing lanes may hold (bodies waiting or being processed), in
-/// units of 64 KiB: 2 MiB per lane. A body weighs its size in units, at least
-/// one and at most [`LaneBudget::HEAVIEST`], so a lane holds two bodies of any
-/// size, or many small ones (fewer hand-offs; a batch of small pages costs one
-/// wake-up instead of one each).
-struct LaneBudget {
-    units: Arc<Semaphore>,
-}
-
-impl LaneBudget {
-    const UNIT: usize = 64 * 1024;
-    const HEAVIEST: usize = 16;
-    const PER_LANE: usize = 2 * LaneBudget::HEAVIEST;
-
-    fn new(lanes: usize) -> LaneBudget {
-        LaneBudget {
-            units: Arc::new(Semaphore::new(lanes * LaneBudget::PER_LANE)),
-        }
-    }
-
-    /// Wait until the lanes have room for a body of `len` bytes.
-    async fn room(&self, len: usize) -> OwnedSemaphorePermit {
-        let weight = len
-            .div_ceil(LaneBudget::UNIT)
-            .clamp(1, LaneBudget::HEAVIEST);
-        (self.units.clone().acquire_many_owned(weight as u32).await).expect("budget never closes")
-    }
-}
 
 /// Stop controls shared by the stages.
 #[derive(Clone)]
@@ -93,13 +48,6 @@ const CHANNEL: usize = 1024;
 /// How many jobs may be between "read" and "written" at once.
 pub(crate) fn window_size(concurrency: usize) -> usize {
     concurrency * 4 + 1024
-}
-
-/// What turns a fetch into its record: the process stage's settings and the
-/// statuses that count as ok.
-struct Processing {
-    settings: ProcessSettings,
-    ok_status: StatusSet,
 }
 
 /// Where finished fetches go.
@@ -143,6 +91,8 @@ pub(crate) struct Stages {
     pub outputs: Outputs,
     /// What an earlier run left (`--resume`).
     pub resumed: Option<Resumed>,
+    /// The previous run to compare with (`--since`).
+    pub since: Option<Arc<Since>>,
 }
 
 /// How the stages ended.
@@ -165,6 +115,7 @@ pub(crate) async fn run(
         sources,
         outputs,
         resumed,
+        since,
     } = stages;
     let (earlier, carried) = match resumed {
         Some(r) => (Some(Arc::new(r.done)), r.stats),
@@ -199,6 +150,7 @@ pub(crate) async fn run(
     let processing = Arc::new(Processing {
         settings: cfg.process.clone(),
         ok_status: cfg.fetch.ok_status.clone(),
+        since,
     });
     let lanes: Vec<_> = (0..cores())
         .map(|_| {
@@ -354,19 +306,6 @@ async fn drive(fetcher: Arc<Fetcher>, feed: Arc<Feed>, sinks: Sinks, controls: C
     }
 }
 
-fn not_started(p: &Processing, job: Job) -> Finished {
-    let report = match &job.request {
-        Err(failure) => Report::failed(failure.clone()),
-        Ok(_) => Report::failed(Failure::Cancelled(
-            "not started: the run was stopped".into(),
-        )),
-    };
-    Finished {
-        record: record::assemble(&p.ok_status, job, report, None),
-        place: None,
-    }
-}
-
 async fn fetch_one(
     fetcher: Arc<Fetcher>,
     job: Job,
@@ -374,184 +313,79 @@ async fn fetch_one(
     sinks: Sinks,
     controls: Controls,
 ) {
-    let mut report = match &job.request {
-        Err(failure) => Report::failed(failure.clone()),
-        Ok(request) => tokio::select! {
-            biased;
-            _ = controls.abort.cancelled() => {
-                Report::failed(Failure::Cancelled("in flight when the run was stopped".into()))
-            }
-            report = Box::pin(fetcher.fetch(request, &controls.halt)) => report,
-        },
-    };
     let p = &sinks.processing;
+    let prev = match (&p.since, &job.request) {
+        (Some(since), Ok(request)) => since.lookup(request.url.as_str()).map(Box::new),
+        _ => None,
+    };
+    let (mut report, asked) = send(&fetcher, &job, prev.as_deref(), &controls).await;
+    let not_modified = asked && report.head.as_ref().is_some_and(|h| h.status == 304);
     let heavy = match &report.body {
         Ok(body) => process::needed(&p.settings) && !process::is_light(&p.settings, body.len()),
         Err(_) => false,
     };
-    if heavy {
-        let len = report.body.as_ref().map_or(0, |b| b.len());
-        let budget = sinks.budget.room(len).await;
-        let _ = sinks
-            .lanes
-            .send(Work {
+    let record = match (not_modified, prev) {
+        (true, Some(prev)) => {
+            drop(report.slot.take());
+            unmodified(p, job, report, &prev).await
+        }
+        (_, prev) if heavy => {
+            let len = report.body.as_ref().map_or(0, |b| b.len());
+            let budget = sinks.budget.room(len).await;
+            let work = Work {
                 job,
                 report,
+                prev,
                 window,
                 _budget: budget,
-            })
-            .await;
-        return;
-    }
-    // Cheaper here than a hand-off to another thread (see the README's Performance).
-    drop(report.slot.take());
-    let record = processed(p, job, report, None);
-    let _ = sinks
-        .writer
-        .send(Finished {
-            record,
-            place: Some(window),
-        })
-        .await;
-}
-
-/// A processing lane: runs on the blocking pool until the queue closes. It takes
-/// every body waiting (fewer hand-offs), so that under load their SHA-256 may
-/// be computed together.
-fn lane(
-    p: &Processing,
-    work: &Mutex<mpsc::Receiver<Work>>,
-    tx: &mpsc::Sender<Finished>,
-    together: hash::Together,
-) {
-    let most = cores() * LaneBudget::PER_LANE;
-    let mut batch = Vec::with_capacity(most);
-    loop {
-        take(work, &mut batch, most);
-        if batch.is_empty() {
+            };
+            let _ = sinks.lanes.send(work).await;
             return;
         }
-        // Handed over: the requests' concurrency slots can go to the next ones.
-        batch.iter_mut().for_each(|w| drop(w.report.slot.take()));
-        let digests = sha256_together(&p.settings, &batch, together);
-        for (work, sha256) in batch.drain(..).zip(digests) {
-            let record = processed(p, work.job, work.report, sha256);
-            let done = Finished {
-                record,
-                place: Some(work.window),
-            };
-            if tx.blocking_send(done).is_err() {
-                return;
+        (_, prev) => {
+            // Cheaper here than a hand-off to another thread (see the README's Performance).
+            drop(report.slot.take());
+            processed(p, job, report, None, prev.as_deref())
+        }
+    };
+    let place = Some(window);
+    let _ = sinks.writer.send(Finished { record, place }).await;
+}
+
+/// Make the job's request, conditional on `prev`'s validators when it is a
+/// plain GET (`--since`); abandoned when the run is aborted. Also says whether
+/// the request was conditional.
+async fn send(
+    fetcher: &Fetcher,
+    job: &Job,
+    prev: Option<&Record>,
+    controls: &Controls,
+) -> (Report, bool) {
+    let request = match &job.request {
+        Err(failure) => return (Report::failed(failure.clone()), false),
+        Ok(request) => request,
+    };
+    let conditional = prev
+        .filter(|_| fetcher.sends_plain_get(request))
+        .and_then(since::conditional);
+    let asked = conditional.is_some();
+    let request = match conditional {
+        Some(headers) => {
+            let mut request = request.clone();
+            for (name, value) in &headers {
+                // A request object's own header wins.
+                request.headers.entry(name).or_insert(value.clone());
             }
+            std::borrow::Cow::Owned(request)
         }
-    }
-}
-
-/// Wait for the next body, then take the others already waiting, up to a batch.
-/// Taking all of them beat taking only this lane's share (fewer wake-ups, more
-/// hashed together; see the README's Performance section). The price: the last
-/// batch of a run may be processed by one lane while another is idle.
-/// Leaves `batch` empty once the queue is closed and drained.
-fn take(work: &Mutex<mpsc::Receiver<Work>>, batch: &mut Vec<Work>, most: usize) {
-    // A lane waiting for work holds the lock; the others wait for it.
-    let mut queue = work.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(first) = queue.blocking_recv() else {
-        return;
+        None => std::borrow::Cow::Borrowed(request),
     };
-    batch.push(first);
-    while batch.len() < most {
-        match queue.try_recv() {
-            Ok(next) => batch.push(next),
-            Err(_) => break,
+    let report = tokio::select! {
+        biased;
+        _ = controls.abort.cancelled() => {
+            Report::failed(Failure::Cancelled("in flight when the run was stopped".into()))
         }
-    }
-}
-
-/// The SHA-256 of each body in the batch when `--hash sha256` asks for it and
-/// there is more than one; `None` leaves hashing to `process`, one body at a time
-/// (also if hashing together panicked: each body then fails on its own).
-fn sha256_together(
-    settings: &ProcessSettings,
-    batch: &[Work],
-    mode: hash::Together,
-) -> Vec<Option<String>> {
-    let bodies: Option<Vec<&Body>> = batch.iter().map(|w| w.report.body.as_ref().ok()).collect();
-    if settings.hash == HashKind::Sha256
-        && batch.len() > 1
-        && let Some(bodies) = bodies
-        && let Ok(digests) = guarded(|| hash::sha256_hex_many(&bodies, mode))
-    {
-        return digests.into_iter().map(Some).collect();
-    }
-    vec![None; batch.len()]
-}
-
-/// The record of a fetch: the body processed (if there is one and anything to
-/// do); a panic in processing becomes a `process` failure in the record.
-/// `sha256`: the body's digest if it was already computed with others.
-fn processed(p: &Processing, job: Job, report: Report, sha256: Option<String>) -> Record {
-    let result = match &report.body {
-        Ok(body) if process::needed(&p.settings) => {
-            let content_type = report.head.as_ref().and_then(|h| h.content_type.as_deref());
-            let accepted = report
-                .head
-                .as_ref()
-                .is_some_and(|h| p.ok_status.contains(h.status.as_u16()));
-            guarded(|| process::process(&p.settings, content_type, accepted, body, sha256))
-                .and_then(|r| r)
-        }
-        _ => return record::assemble(&p.ok_status, job, report, None),
+        report = Box::pin(fetcher.fetch(&request, &controls.halt)) => report,
     };
-    record::assemble(&p.ok_status, job, report, Some(result))
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-/// Run CPU work here; a panic in it becomes a `process` failure.
-pub(crate) fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, Failure> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(panic_failure)
-}
-
-fn panic_failure(payload: Box<dyn std::any::Any + Send>) -> Failure {
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    Failure::Process(format!("processing panicked: {text}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::failure::ErrorKind;
-
-    #[test]
-    fn a_panic_in_processing_becomes_a_process_failure() {
-        let failure = guarded(|| -> u8 { panic!("light body") }).unwrap_err();
-        assert_eq!(failure.kind(), ErrorKind::Process);
-        assert!(failure.to_string().contains("light body"), "{failure}");
-        assert_eq!(guarded(|| 7).unwrap(), 7);
-    }
-
-    /// Guards the memory bound: the lanes hold two large bodies per lane
-    /// whatever the CPU, and many small ones.
-    #[tokio::test(start_paused = true)]
-    async fn the_lanes_budget_holds_two_large_bodies_per_lane() {
-        let budget = LaneBudget::new(2);
-        let mut held = Vec::new();
-        for _ in 0..4 {
-            held.push(budget.room(16 << 20).await);
-        }
-        let fifth = tokio::time::timeout(std::time::Duration::from_secs(1), budget.room(1 << 20));
-        assert!(fifth.await.is_err(), "a fifth large body must wait");
-        held.pop();
-        let _ = budget.room(1 << 20).await;
-        drop(held);
-        let small: Vec<_> =
-            futures_util::future::join_all((0..64).map(|_| budget.room(10_000))).await;
-        assert_eq!(small.len(), 64, "64 small bodies fit at once");
-    }
+    (report, asked)
 }

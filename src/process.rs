@@ -110,15 +110,20 @@ pub(crate) fn process(
         out.select = Some(select.select(&text));
     }
     if cfg.body {
-        match std::str::from_utf8(body) {
-            Ok(text) => out.body = Some(text.to_owned()),
-            Err(_) => {
-                out.body = Some(base64::engine::general_purpose::STANDARD.encode(body));
-                out.body_base64 = true;
-            }
-        }
+        (out.body, out.body_base64) = body_text(body);
     }
     Ok(out)
+}
+
+/// `--body`: the body as text when it is UTF-8, else as base64 (then `true`).
+pub(crate) fn body_text(body: &[u8]) -> (Option<String>, bool) {
+    match std::str::from_utf8(body) {
+        Ok(text) => (Some(text.to_owned()), false),
+        Err(_) => (
+            Some(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
+    }
 }
 
 /// Store `body` as `dir/<first 2 hex digits>/<sha256 hex>` unless that file

@@ -62,8 +62,35 @@ pub struct Record {
     /// `"base64"` when `body` is not UTF-8 text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_encoding: Option<String>,
+    /// The final response's `ETag`, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The final response's `Last-Modified`, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+    /// `--since`: the server answered 304 to a conditional request; the body
+    /// facts are the previous run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_modified: Option<bool>,
+    /// `--since`: how this input compares with the previous run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+}
+
+/// How an input compares with the previous run (`--since`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// No ok record for this URL in the previous run.
+    New,
+    /// A 304, or the same body digest as before.
+    Unchanged,
+    /// Ok now and before, with a different body digest.
+    Changed,
+    /// Ok before, failed now.
+    Broken,
 }
 
 impl Record {
@@ -105,6 +132,8 @@ pub(crate) fn assemble(
         r.content_type = head.content_type;
         r.redirects = Some(head.redirects);
         r.ttfb_ms = Some(millis(head.ttfb));
+        r.etag = head.etag;
+        r.last_modified = head.last_modified;
     }
     r.url = url.map(String::from);
     match processed {

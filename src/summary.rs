@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::failure::ErrorKind;
-use crate::record::Record;
+use crate::record::{Change, Record};
 
 /// Why a run ended before its input did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -50,8 +50,20 @@ pub struct Summary {
     pub requests_per_sec: f64,
     /// Over records that made at least one request, in milliseconds.
     pub latency_ms: Latency,
+    /// `--since` runs: records by how they compare with the previous run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Stop>,
+}
+
+/// Records of a `--since` run by [`Change`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Changes {
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    pub broken: u64,
 }
 
 /// Accumulates records as they are written.
@@ -62,6 +74,7 @@ pub(crate) struct Stats {
     by_error: BTreeMap<ErrorKind, u64>,
     bytes: u64,
     latency_us: hdrhistogram::Histogram<u64>,
+    changes: Option<Changes>,
 }
 
 impl Default for Stats {
@@ -74,6 +87,7 @@ impl Default for Stats {
             bytes: 0,
             latency_us: hdrhistogram::Histogram::new_with_bounds(1, 24 * 3600 * 1_000_000, 3)
                 .expect("valid bounds"),
+            changes: None,
         }
     }
 }
@@ -89,6 +103,15 @@ impl Stats {
             *self.by_error.entry(kind).or_default() += 1;
         }
         self.bytes += r.bytes.unwrap_or(0);
+        if let Some(change) = r.change {
+            let c = self.changes.get_or_insert_default();
+            *match change {
+                Change::New => &mut c.new,
+                Change::Changed => &mut c.changed,
+                Change::Unchanged => &mut c.unchanged,
+                Change::Broken => &mut c.broken,
+            } += 1;
+        }
         if r.attempts.unwrap_or(0) > 0
             && let Some(ms) = r.elapsed_ms
         {
@@ -124,6 +147,7 @@ impl Stats {
                 p99: q(0.99),
                 max: self.latency_us.max() as f64 / 1000.0,
             },
+            changes: self.changes,
             stopped,
         }
     }
@@ -151,6 +175,13 @@ impl fmt::Display for Summary {
                 .map(|(k, n)| format!("{} {n}", k.as_str()))
                 .collect();
             write!(f, "\ntrawl: failures by kind: {}", errors.join(", "))?;
+        }
+        if let Some(c) = &self.changes {
+            write!(
+                f,
+                "\ntrawl: since the previous run: {} new, {} changed, {} unchanged, {} broken",
+                c.new, c.changed, c.unchanged, c.broken
+            )?;
         }
         match self.stopped {
             Some(Stop::Interrupted) => write!(

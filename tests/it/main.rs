@@ -12,4 +12,5 @@ mod outputs;
 mod props;
 mod reliability;
 mod shell;
+mod since;
 mod support;

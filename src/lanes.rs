@@ -1,0 +1,265 @@
+//! The processing lanes, and how a fetch becomes its record. A lane is a
+//! long-lived blocking thread (one per core) that takes the bodies waiting in
+//! a short queue a batch at a time, hashes similar ones together and runs the
+//! rest of the CPU work. What the lanes hold is counted in a budget that a
+//! fetch takes before it hands its body over: per lane, two large bodies or
+//! 2 MiB of small ones (see [`LaneBudget`]). So memory follows `--concurrency`
+//! and the core count, never the CPU's SIMD width.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::body::Body;
+use crate::failure::{ErrorKind, Failure};
+use crate::fetch::Report;
+use crate::hash;
+use crate::input::Job;
+use crate::output::Finished;
+use crate::process::{self, ProcessSettings};
+use crate::record::{self, Record};
+use crate::since::{self, Since};
+use crate::values::{HashKind, StatusSet};
+
+/// A fetched body waiting for a processing lane. Its report still holds the
+/// request's concurrency slot until a lane takes it, and `budget` is its share
+/// of what the lanes may hold, so bodies in memory stay bounded by
+/// `--concurrency` plus the lanes' budget.
+pub(crate) struct Work {
+    pub(crate) job: Job,
+    pub(crate) report: Report,
+    /// `--since`: the URL's previous ok record.
+    pub(crate) prev: Option<Box<Record>>,
+    pub(crate) window: OwnedSemaphorePermit,
+    pub(crate) _budget: OwnedSemaphorePermit,
+}
+
+/// What the processing lanes may hold (bodies waiting or being processed), in
+/// units of 64 KiB: 2 MiB per lane. A body weighs its size in units, at least
+/// one and at most [`LaneBudget::HEAVIEST`], so a lane holds two bodies of any
+/// size, or many small ones (fewer hand-offs; a batch of small pages costs one
+/// wake-up instead of one each).
+pub(crate) struct LaneBudget {
+    units: Arc<Semaphore>,
+}
+
+impl LaneBudget {
+    const UNIT: usize = 64 * 1024;
+    const HEAVIEST: usize = 16;
+    pub(crate) const PER_LANE: usize = 2 * LaneBudget::HEAVIEST;
+
+    pub(crate) fn new(lanes: usize) -> LaneBudget {
+        LaneBudget {
+            units: Arc::new(Semaphore::new(lanes * LaneBudget::PER_LANE)),
+        }
+    }
+
+    /// Wait until the lanes have room for a body of `len` bytes.
+    pub(crate) async fn room(&self, len: usize) -> OwnedSemaphorePermit {
+        let weight = len
+            .div_ceil(LaneBudget::UNIT)
+            .clamp(1, LaneBudget::HEAVIEST);
+        (self.units.clone().acquire_many_owned(weight as u32).await).expect("budget never closes")
+    }
+}
+
+/// What turns a fetch into its record: the process stage's settings and the
+/// statuses that count as ok.
+pub(crate) struct Processing {
+    pub(crate) settings: ProcessSettings,
+    pub(crate) ok_status: StatusSet,
+    /// `--since`: the previous run's index.
+    pub(crate) since: Option<Arc<Since>>,
+}
+
+/// The record of a job read but never fetched: the run was stopped.
+pub(crate) fn not_started(p: &Processing, job: Job) -> Finished {
+    let report = match &job.request {
+        Err(failure) => Report::failed(failure.clone()),
+        Ok(_) => Report::failed(Failure::Cancelled(
+            "not started: the run was stopped".into(),
+        )),
+    };
+    Finished {
+        record: record::assemble(&p.ok_status, job, report, None),
+        place: None,
+    }
+}
+
+/// A 304 to a conditional request: the previous record's body facts, and with
+/// `--body` the body `--save` kept on disk, if it is there.
+pub(crate) async fn unmodified(p: &Processing, job: Job, report: Report, prev: &Record) -> Record {
+    let mut record = record::assemble(&p.ok_status, job, report, None);
+    since::not_modified(&mut record, prev);
+    if p.settings.body
+        && let Some(saved) = &record.saved
+        && let Ok(body) = tokio::fs::read(saved).await
+    {
+        let (text, base64) = process::body_text(&body);
+        record.body = text;
+        record.body_encoding = base64.then(|| "base64".to_owned());
+    }
+    record.change = Some(since::judge(&record, Some(prev)));
+    record
+}
+
+/// A processing lane: runs on the blocking pool until the queue closes. It takes
+/// every body waiting (fewer hand-offs), so that under load their SHA-256 may
+/// be computed together.
+pub(crate) fn lane(
+    p: &Processing,
+    work: &Mutex<mpsc::Receiver<Work>>,
+    tx: &mpsc::Sender<Finished>,
+    together: hash::Together,
+) {
+    let most = cores() * LaneBudget::PER_LANE;
+    let mut batch = Vec::with_capacity(most);
+    loop {
+        take(work, &mut batch, most);
+        if batch.is_empty() {
+            return;
+        }
+        // Handed over: the requests' concurrency slots can go to the next ones.
+        batch.iter_mut().for_each(|w| drop(w.report.slot.take()));
+        let digests = sha256_together(&p.settings, &batch, together);
+        for (work, sha256) in batch.drain(..).zip(digests) {
+            let record = processed(p, work.job, work.report, sha256, work.prev.as_deref());
+            let done = Finished {
+                record,
+                place: Some(work.window),
+            };
+            if tx.blocking_send(done).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Wait for the next body, then take the others already waiting, up to a batch.
+/// Taking all of them beat taking only this lane's share (fewer wake-ups, more
+/// hashed together; see the README's Performance section). The price: the last
+/// batch of a run may be processed by one lane while another is idle.
+/// Leaves `batch` empty once the queue is closed and drained.
+fn take(work: &Mutex<mpsc::Receiver<Work>>, batch: &mut Vec<Work>, most: usize) {
+    // A lane waiting for work holds the lock; the others wait for it.
+    let mut queue = work.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(first) = queue.blocking_recv() else {
+        return;
+    };
+    batch.push(first);
+    while batch.len() < most {
+        match queue.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+}
+
+/// The SHA-256 of each body in the batch when `--hash sha256` asks for it and
+/// there is more than one; `None` leaves hashing to `process`, one body at a time
+/// (also if hashing together panicked: each body then fails on its own).
+fn sha256_together(
+    settings: &ProcessSettings,
+    batch: &[Work],
+    mode: hash::Together,
+) -> Vec<Option<String>> {
+    let bodies: Option<Vec<&Body>> = batch.iter().map(|w| w.report.body.as_ref().ok()).collect();
+    if settings.hash == HashKind::Sha256
+        && batch.len() > 1
+        && let Some(bodies) = bodies
+        && let Ok(digests) = guarded(|| hash::sha256_hex_many(&bodies, mode))
+    {
+        return digests.into_iter().map(Some).collect();
+    }
+    vec![None; batch.len()]
+}
+
+/// The record of a fetch: the body processed (if there is one and anything to
+/// do); a panic in processing becomes a `process` failure in the record.
+/// `sha256`: the body's digest if it was already computed with others; `prev`:
+/// the URL's previous ok record (`--since`), to judge the change against.
+pub(crate) fn processed(
+    p: &Processing,
+    job: Job,
+    report: Report,
+    sha256: Option<String>,
+    prev: Option<&Record>,
+) -> Record {
+    let mut record = process_and_assemble(p, job, report, sha256);
+    // A cancelled record is not final (`--resume` fetches it again): no verdict.
+    if p.since.is_some() && record.error_kind() != Some(ErrorKind::Cancelled) {
+        record.change = Some(since::judge(&record, prev));
+    }
+    record
+}
+
+fn process_and_assemble(
+    p: &Processing,
+    job: Job,
+    report: Report,
+    sha256: Option<String>,
+) -> Record {
+    let result = match &report.body {
+        Ok(body) if process::needed(&p.settings) => {
+            let content_type = report.head.as_ref().and_then(|h| h.content_type.as_deref());
+            let accepted = report
+                .head
+                .as_ref()
+                .is_some_and(|h| p.ok_status.contains(h.status.as_u16()));
+            guarded(|| process::process(&p.settings, content_type, accepted, body, sha256))
+                .and_then(|r| r)
+        }
+        _ => return record::assemble(&p.ok_status, job, report, None),
+    };
+    record::assemble(&p.ok_status, job, report, Some(result))
+}
+
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Run CPU work here; a panic in it becomes a `process` failure.
+pub(crate) fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(panic_failure)
+}
+
+fn panic_failure(payload: Box<dyn std::any::Any + Send>) -> Failure {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    Failure::Process(format!("processing panicked: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_processing_becomes_a_process_failure() {
+        let failure = guarded(|| -> u8 { panic!("light body") }).unwrap_err();
+        assert_eq!(failure.kind(), ErrorKind::Process);
+        assert!(failure.to_string().contains("light body"), "{failure}");
+        assert_eq!(guarded(|| 7).unwrap(), 7);
+    }
+
+    /// Guards the memory bound: the lanes hold two large bodies per lane
+    /// whatever the CPU, and many small ones.
+    #[tokio::test(start_paused = true)]
+    async fn the_lanes_budget_holds_two_large_bodies_per_lane() {
+        let budget = LaneBudget::new(2);
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(budget.room(16 << 20).await);
+        }
+        let fifth = tokio::time::timeout(std::time::Duration::from_secs(1), budget.room(1 << 20));
+        assert!(fifth.await.is_err(), "a fifth large body must wait");
+        held.pop();
+        let _ = budget.room(1 << 20).await;
+        drop(held);
+        let small: Vec<_> =
+            futures_util::future::join_all((0..64).map(|_| budget.room(10_000))).await;
+        assert_eq!(small.len(), 64, "64 small bodies fit at once");
+    }
+}
