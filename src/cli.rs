@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::shard::{ShardArg, ShardBy};
 use crate::values::{
-    HashKind, LogFormat, Rate, Shard, StatusSet, Threshold, parse_duration, parse_rate,
-    parse_shard, parse_size_arg, parse_status_set, parse_threshold,
+    HashKind, LogFormat, Rate, StatusSet, Threshold, parse_duration, parse_rate, parse_size_arg,
+    parse_status_set, parse_threshold,
 };
 
 const EXAMPLES: &str = "\
@@ -80,6 +81,24 @@ pub enum Command {
     ///
     /// `trawl man > ~/.local/share/man/man1/trawl.1`, then `man trawl`.
     Man,
+    /// Merge the outputs of a list's shares (--shard ... -o PART) into one, in
+    /// input order, and prove it complete.
+    ///
+    /// Keeps one record per index (a final record beats `cancelled`, a later
+    /// part beats an earlier one), checks every share's PART.share.json, and
+    /// exits 1 naming missing shares and index ranges. --errors files may be
+    /// given as parts too.
+    Merge {
+        /// The shares' -o files (and --errors files).
+        #[arg(value_name = "PART", required = true)]
+        parts: Vec<PathBuf>,
+        /// Write the merged records here instead of stdout.
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Write the merged run summary (JSON) here.
+        #[arg(long, value_name = "PATH")]
+        summary: Option<PathBuf>,
+    },
     /// Print the JSON Schema (draft 2020-12) of an output record, or of the
     /// --summary file.
     Schema {
@@ -321,8 +340,17 @@ pub struct RunArgs {
 
     /// Fetch only share K of N (1-based), split by host name: every URL of a host
     /// lands in the same share, and the split is the same on every machine.
-    #[arg(long, value_name = "K/N", value_parser = parse_shard, help_heading = "Output and runs")]
-    pub shard: Option<Shard>,
+    /// `auto` takes the share from the job engine (Kubernetes
+    /// JOB_COMPLETION_INDEX with auto/N, Slurm array, Cloud Run, AWS Batch with
+    /// auto/N). With -o, a PATH.share.json beside it lets `trawl merge` prove
+    /// the shares complete.
+    #[arg(long, value_name = "K/N|auto[/N]", value_parser = crate::shard::parse_shard, help_heading = "Output and runs")]
+    pub shard: Option<ShardArg>,
+
+    /// What --shard keeps together: each host, or each registrable domain (from
+    /// the built-in Public Suffix List: a.example.co.uk with b.example.co.uk).
+    #[arg(long, value_name = "WHAT", value_enum, default_value_t = ShardBy::Host, help_heading = "Output and runs")]
+    pub shard_by: ShardBy,
 
     /// Show a progress bar on stderr (default: when stderr is a terminal).
     #[arg(long, overrides_with = "no_progress", help_heading = "Output and runs")]

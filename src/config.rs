@@ -21,7 +21,8 @@ use crate::limits::LimitSettings;
 use crate::output::OutputSettings;
 use crate::process::ProcessSettings;
 use crate::progress::{Progress, ProgressMode, UiSettings};
-use crate::values::{Shard, Threshold};
+use crate::shard::Shard;
+use crate::values::Threshold;
 
 /// The validated run configuration: what is read, and each stage's settings.
 /// The stages see only their own part.
@@ -135,6 +136,11 @@ impl RunArgs {
         {
             return Err(usage_error("--output and --errors must be different files"));
         }
+        let shard = self
+            .shard
+            .map(|arg| arg.resolve(self.shard_by, |name| std::env::var(name).ok()))
+            .transpose()
+            .map_err(usage_error)?;
         let progress = match (self.progress, self.no_progress || self.quiet) {
             (_, true) => ProgressMode::Never,
             (true, false) => ProgressMode::Always,
@@ -142,7 +148,7 @@ impl RunArgs {
         };
         Ok(Config {
             inputs,
-            shard: self.shard,
+            shard,
             since: self.since,
             limits: LimitSettings {
                 concurrency,
@@ -207,6 +213,8 @@ pub enum Action {
     Demo(Config),
     /// Print this text to stdout: a completion script, the man page or a schema.
     Print(Vec<u8>),
+    /// `trawl merge`.
+    Merge(crate::merge::Merge),
 }
 
 impl Cli {
@@ -223,6 +231,15 @@ impl Cli {
                 clap_complete::generate(shell, &mut Cli::command(), "trawl", &mut out);
                 Ok(Action::Print(out))
             }
+            Some(Command::Merge {
+                parts,
+                output,
+                summary,
+            }) => Ok(Action::Merge(crate::merge::Merge {
+                parts,
+                output,
+                summary,
+            })),
             Some(Command::Man) => {
                 let mut out = Vec::new();
                 clap_mangen::Man::new(Cli::command())

@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::failure::Failure;
 pub(crate) use crate::job::{Job, Request};
-use crate::values::Shard;
+use crate::shard::Shard;
 
 /// Longest input line accepted; longer lines become `invalid_input` records
 /// without ever being held in memory whole.
@@ -95,14 +95,13 @@ pub(crate) async fn open(specs: &[InputSpec]) -> anyhow::Result<Vec<Source>> {
 
 /// Read all sources in order and send one `Job` per non-skipped line, or with
 /// `shard` only the jobs of that share (indices still count every line).
-/// Returns the number of jobs sent. Stops early when `stop` is cancelled or the
-/// receiver is gone.
+/// Stops early when `stop` is cancelled or the receiver is gone.
 pub(crate) async fn read_jobs(
     sources: Vec<Source>,
     tx: mpsc::Sender<Job>,
     stop: CancellationToken,
     shard: Option<Shard>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Read> {
     let mut index = 0u64;
     let mut sent = 0u64;
     let mut buf = Vec::with_capacity(1024);
@@ -111,7 +110,7 @@ pub(crate) async fn read_jobs(
         loop {
             let line = tokio::select! {
                 biased;
-                _ = stop.cancelled() => return Ok(sent),
+                _ = stop.cancelled() => return Ok(Read { jobs: sent, lines: None }),
                 line = next_line(&mut source.reader, &mut buf, MAX_LINE) => line,
             };
             let line = line.with_context(|| format!("reading input '{}'", source.name))?;
@@ -132,16 +131,31 @@ pub(crate) async fn read_jobs(
                 request,
             };
             index += 1;
-            if shard.is_some_and(|shard| !shard.owns(job.shard_key())) {
+            if shard.is_some_and(|shard| !shard.owns(job.shard_key(shard.by))) {
                 continue;
             }
             if tx.send(job).await.is_err() {
-                return Ok(sent);
+                return Ok(Read {
+                    jobs: sent,
+                    lines: None,
+                });
             }
             sent += 1;
         }
     }
-    Ok(sent)
+    Ok(Read {
+        jobs: sent,
+        lines: Some(index),
+    })
+}
+
+/// What reading the input found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Read {
+    /// Jobs sent on (this share's, with `--shard`).
+    pub jobs: u64,
+    /// Non-skipped lines of the whole list, once it was read to its end.
+    pub lines: Option<u64>,
 }
 
 /// What `next_line` found.

@@ -7,6 +7,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::failure::Failure;
+use crate::shard::ShardBy;
 
 /// One non-skipped input line.
 #[derive(Debug)]
@@ -20,12 +21,15 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    /// What `--shard` splits by: the host name (so a host's URLs stay together on
-    /// one machine, whatever the scheme or port), or the line itself when it is
-    /// not a usable URL.
-    pub(crate) fn shard_key(&self) -> &str {
+    /// What `--shard` splits by: the host name or its registrable domain (so a
+    /// site's URLs stay together on one machine, whatever the scheme or port), or
+    /// the line itself when it is not a usable URL.
+    pub(crate) fn shard_key(&self, by: ShardBy) -> &str {
         match &self.request {
-            Ok(request) => request.url.host_str().unwrap_or(&self.input),
+            Ok(request) => match request.url.host_str() {
+                Some(host) => crate::shard::key(host, by),
+                None => &self.input,
+            },
             Err(_) => &self.input,
         }
     }

@@ -28,6 +28,7 @@ mod input;
 mod job;
 mod lanes;
 mod limits;
+mod merge;
 mod output;
 mod pipeline;
 mod process;
@@ -36,6 +37,7 @@ mod record;
 mod resolve;
 mod resume;
 pub mod schema;
+mod shard;
 mod since;
 mod summary;
 mod tls;
@@ -45,6 +47,7 @@ pub use cli::Cli;
 pub use config::{Action, Config};
 pub use failure::ErrorKind;
 pub use input::InputSpec;
+pub use merge::Merge;
 pub use pipeline::Shutdown;
 pub use progress::Progress;
 pub use record::{Change, Record};
@@ -117,7 +120,14 @@ pub async fn run(
         shutdown.reason()
     };
     let summary = written.stats.finish(started.elapsed(), stopped);
+    let lines = read.as_ref().ok().and_then(|r| r.lines);
     let mut error = read.err().or(written.error);
+    // For `trawl merge`: which share this was, and how long the whole list is.
+    if let (Some(shard), Some(main)) = (cfg.shard, &cfg.outputs.main)
+        && let Err(e) = merge::ShareFile::new(shard, lines, summary.elapsed_ms).write(main)
+    {
+        error = error.or(Some(e));
+    }
     if let Some((path, file)) = summary_file
         && let Err(e) = write_summary(path, file, &summary)
     {
@@ -238,7 +248,7 @@ fn log_settings(cfg: &Config) {
         proxy = cfg.fetch.client.proxy.is_some(),
         resolve = cfg.fetch.client.resolve.len(),
         ordered = cfg.outputs.ordered,
-        shard = ?cfg.shard.map(|s| format!("{}/{}", s.k, s.n)),
+        shard = ?cfg.shard.map(|s| format!("{}/{} by {}", s.k, s.n, s.by)),
         "settings"
     );
 }

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Ok(Action::Run(cfg)) => (cfg, false),
         Ok(Action::Demo(cfg)) => (cfg, true),
         Ok(Action::Print(text)) => return print(&text),
+        Ok(Action::Merge(merge)) => return ExitCode::from(merge.run().code()),
         Err(e) => e.exit(),
     };
     let progress = cfg.progress();

@@ -98,7 +98,7 @@ pub(crate) struct Stages {
 /// How the stages ended.
 pub(crate) struct Ran {
     /// The number of jobs read, or why reading failed.
-    pub read: anyhow::Result<u64>,
+    pub read: anyhow::Result<input::Read>,
     pub written: Written,
 }
 
@@ -168,8 +168,8 @@ pub(crate) async fn run(
         let (halt, shard) = (controls.halt.clone(), cfg.shard);
         async move {
             let read = input::read_jobs(sources, job_tx, halt, shard).await;
-            if let Ok(total) = &read {
-                progress.set_total(total.saturating_sub(skipped));
+            if let Ok(read) = &read {
+                progress.set_total(read.jobs.saturating_sub(skipped));
             }
             read
         }

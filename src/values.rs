@@ -1,5 +1,5 @@
 //! Values of the command-line contract and their parsers: rates, durations,
-//! sizes, status sets, failure thresholds and shares. They import nothing from
+//! sizes, status sets and failure thresholds. They import nothing from
 //! the crate, so the parser (`cli.rs`), the configuration and the stages can
 //! all use them.
 
@@ -43,25 +43,6 @@ impl Threshold {
             Threshold::Count(n) => failed <= n,
             Threshold::Percent(p) => total == 0 || (failed as f64) * 100.0 <= p * (total as f64),
         }
-    }
-}
-
-/// One share of a list split across machines: `k` of `n`, 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub k: u64,
-    pub n: u64,
-}
-
-impl Shard {
-    /// Whether an input with this key (its host name) belongs to this share. The
-    /// key's SHA-256 decides, so the split never depends on the machine, the
-    /// platform or the version of trawl.
-    pub fn owns(&self, key: &str) -> bool {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(key.as_bytes());
-        let head = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-        head % self.n == self.k - 1
     }
 }
 
@@ -159,20 +140,6 @@ pub(crate) fn parse_threshold(s: &str) -> Result<Threshold, String> {
     }
 }
 
-/// `K/N` with 1 <= K <= N.
-pub(crate) fn parse_shard(s: &str) -> Result<Shard, String> {
-    let bad = || format!("invalid shard '{s}': expected K/N with 1 <= K <= N, e.g. 2/8");
-    let (k, n) = s.trim().split_once('/').ok_or_else(bad)?;
-    let (k, n): (u64, u64) = (
-        k.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if k == 0 || k > n {
-        return Err(bad());
-    }
-    Ok(Shard { k, n })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,31 +189,6 @@ mod tests {
         assert!(parse_threshold("10%").unwrap().allows(1, 10));
         assert!(!parse_threshold("10%").unwrap().allows(2, 10));
         assert!(parse_threshold("x%").is_err());
-    }
-
-    #[test]
-    fn shards_parse_and_partition_every_key() {
-        assert_eq!(parse_shard("2/8"), Ok(Shard { k: 2, n: 8 }));
-        for bad in ["0/3", "4/3", "1/0", "3", "a/b", "-1/2"] {
-            assert!(parse_shard(bad).is_err(), "{bad}");
-        }
-        let shards: Vec<Shard> = (1..=5).map(|k| Shard { k, n: 5 }).collect();
-        let mut per_shard = [0; 5];
-        for i in 0..1000 {
-            let key = format!("host{i}.example");
-            let owners: Vec<usize> = (0..5).filter(|&s| shards[s].owns(&key)).collect();
-            assert_eq!(owners.len(), 1, "{key}");
-            per_shard[owners[0]] += 1;
-        }
-        assert!(per_shard.iter().all(|&n| n > 150), "uneven: {per_shard:?}");
-        // Stable across versions and machines: pinned.
-        assert!(Shard { k: 1, n: 1 }.owns("anything"));
-        let pinned: Vec<u64> = ["example.com", "example.org", "a.test"]
-            .iter()
-            .map(|key| (1..=4).find(|&k| Shard { k, n: 4 }.owns(key)).unwrap())
-            .collect();
-        // Computed independently (Python hashlib): sha256(key)[..8] big-endian % 4 + 1.
-        assert_eq!(pinned, [2, 3, 3]);
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod binary;
 mod fetching;
+mod fleet;
 mod footguns;
 mod http2;
 mod inputs;

@@ -1,0 +1,16 @@
+#!/bin/bash
+# A Slurm job array of 16 tasks, one share each. `--shard auto` reads
+# SLURM_ARRAY_TASK_ID, _MIN, _STEP and _COUNT, so --array=0-15 and --array=1-16
+# both work. Submit: sbatch deploy/slurm-array.sh
+# Then, once the array is done:
+#   trawl merge parts/part-*.jsonl -o all.jsonl --summary summary.json
+#SBATCH --job-name=trawl
+#SBATCH --array=0-15
+#SBATCH --cpus-per-task=2
+#SBATCH --time=02:00:00
+#SBATCH --output=logs/trawl-%a.log
+set -euo pipefail
+mkdir -p parts
+# --resume: a requeued task finishes its share instead of starting over.
+exec trawl urls.txt --shard auto --resume --progress \
+    -o "parts/part-${SLURM_ARRAY_TASK_ID}.jsonl" --allow-failures 2%

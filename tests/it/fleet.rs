@@ -1,0 +1,279 @@
+//! Fleets: shares taken from the job engine's own variables, split by host or by
+//! registrable domain, and `trawl merge` proving the shares complete.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{Output, Server, bin, lines, read_records};
+
+/// `n` URLs over the host names `hosts`, all pinned to the test server.
+struct Fleet {
+    _server: Server,
+    dir: tempfile::TempDir,
+    list: PathBuf,
+    pins: Vec<String>,
+    n: u64,
+}
+
+async fn fleet(hosts: &[String], n: u64) -> Fleet {
+    let server = Server::start().await.unwrap();
+    let port = server.addr.port();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    let urls =
+        (0..n).map(|i| format!("http://{}:{port}/fast?{i}", hosts[i as usize % hosts.len()]));
+    std::fs::write(&list, lines(urls)).unwrap();
+    let pins = hosts
+        .iter()
+        .map(|h| format!("{h}:{port}:127.0.0.1"))
+        .collect();
+    Fleet {
+        _server: server,
+        dir,
+        list,
+        pins,
+        n,
+    }
+}
+
+impl Fleet {
+    fn part(&self, k: u64) -> PathBuf {
+        self.dir.path().join(format!("part{k}.jsonl"))
+    }
+
+    /// Run one share with these environment variables and extra arguments.
+    fn share(&self, env: &[(&str, String)], args: &[&str], out: &Path) -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.args([
+            "-q",
+            "-o",
+            out.to_str().unwrap(),
+            self.list.to_str().unwrap(),
+        ]);
+        cmd.args(args);
+        for pin in &self.pins {
+            cmd.args(["--resolve", pin]);
+        }
+        for var in [
+            "JOB_COMPLETION_INDEX",
+            "SLURM_ARRAY_TASK_ID",
+            "CLOUD_RUN_TASK_INDEX",
+            "AWS_BATCH_JOB_ARRAY_INDEX",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.output().unwrap().into()
+    }
+
+    fn merge(&self, parts: &[PathBuf]) -> Output {
+        let out = self.dir.path().join("merged.jsonl");
+        let mut cmd = Command::new(bin());
+        cmd.arg("merge")
+            .args(parts)
+            .args(["-o", out.to_str().unwrap()]);
+        cmd.output().unwrap().into()
+    }
+}
+
+fn hosts(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("h{i}.fleet.test")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_shares_are_disjoint_and_complete_and_merge_proves_it() {
+    let f = std::sync::Arc::new(fleet(&hosts(24), 240).await);
+    let kubernetes: Vec<Vec<(&str, String)>> = (0..4)
+        .map(|i| vec![("JOB_COMPLETION_INDEX", i.to_string())])
+        .collect();
+    let slurm: Vec<Vec<(&str, String)>> = (1..=4)
+        .map(|i| {
+            vec![
+                ("SLURM_ARRAY_TASK_ID", i.to_string()),
+                ("SLURM_ARRAY_TASK_MIN", "1".into()),
+                ("SLURM_ARRAY_TASK_COUNT", "4".into()),
+            ]
+        })
+        .collect();
+    for (style, shard, envs) in [
+        ("kubernetes", "auto/4", kubernetes),
+        ("slurm", "auto", slurm),
+    ] {
+        let g = f.clone();
+        let parts: Vec<PathBuf> = tokio::task::spawn_blocking(move || {
+            let parts: Vec<PathBuf> = (1..=4).map(|k| g.part(k)).collect();
+            for (env, out) in envs.iter().zip(&parts) {
+                let run = g.share(env, &["--shard", shard], out);
+                assert_eq!(run.code, Some(0), "{style}: {}", run.stderr);
+            }
+            parts
+        })
+        .await
+        .unwrap();
+        let mut owner: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut host_share: BTreeMap<String, usize> = BTreeMap::new();
+        for (k, part) in parts.iter().enumerate() {
+            for r in read_records(part) {
+                assert!(
+                    owner.insert(r.index, k).is_none(),
+                    "{style}: index {} twice",
+                    r.index
+                );
+                let host = url::Url::parse(r.url.as_deref().unwrap())
+                    .unwrap()
+                    .host_str()
+                    .unwrap()
+                    .to_owned();
+                assert_eq!(
+                    *host_share.entry(host).or_insert(k),
+                    k,
+                    "{style}: a host in two shares"
+                );
+            }
+            let share: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(format!("{}.share.json", part.display())).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(share["share"], k as u64 + 1, "{style}");
+            assert_eq!(
+                (share["of"].as_u64(), share["lines"].as_u64()),
+                (Some(4), Some(f.n))
+            );
+        }
+        assert_eq!(
+            owner.keys().copied().collect::<Vec<_>>(),
+            (0..f.n).collect::<Vec<_>>(),
+            "{style}"
+        );
+        assert!(
+            owner.values().collect::<BTreeSet<_>>().len() == 4,
+            "{style}: every share has work"
+        );
+        let merged = f.merge(&parts);
+        assert_eq!(merged.code, Some(0), "{style}: {}", merged.stderr);
+        assert!(merged.stderr.contains("complete"), "{}", merged.stderr);
+        let all = read_records(&f.dir.path().join("merged.jsonl"));
+        assert_eq!(
+            all.iter().map(|r| r.index).collect::<Vec<_>>(),
+            (0..f.n).collect::<Vec<_>>()
+        );
+
+        // One share lost: merge names it, and the indexes it held.
+        let without: Vec<PathBuf> = parts
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k != 2)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let lost = f.merge(&without);
+        assert_eq!(lost.code, Some(1), "{}", lost.stderr);
+        assert!(
+            lost.stderr.contains("missing shares: 3/4"),
+            "{}",
+            lost.stderr
+        );
+        assert!(
+            lost.stderr.contains("indexes have no record"),
+            "{}",
+            lost.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_killed_half_way_is_completed_by_resume() {
+    let f = fleet(&hosts(12), 120).await;
+    let parts: Vec<PathBuf> = (1..=3).map(|k| f.part(k)).collect();
+    let f = std::sync::Arc::new(f);
+    let g = f.clone();
+    let (first, merged_before, rerun, merged_after) = tokio::task::spawn_blocking(move || {
+        for (k, part) in parts.iter().enumerate() {
+            let run = g.share(&[], &["--shard", &format!("{}/3", k + 1)], part);
+            assert_eq!(run.code, Some(0), "{}", run.stderr);
+        }
+        // Share 2 was killed half-way: half its records, a torn last line, and no share file.
+        let text = std::fs::read_to_string(&parts[1]).unwrap();
+        let kept: Vec<&str> = text.lines().collect();
+        let half = kept[..kept.len() / 2].join("\n") + "\n{\"index\":";
+        std::fs::write(&parts[1], half).unwrap();
+        std::fs::remove_file(format!("{}.share.json", parts[1].display())).unwrap();
+        let before = g.merge(&parts);
+        let rerun = g.share(&[], &["--shard", "2/3", "--resume"], &parts[1]);
+        let after = g.merge(&parts);
+        (kept.len(), before, rerun, after)
+    })
+    .await
+    .unwrap();
+    assert!(first > 2);
+    assert_eq!(merged_before.code, Some(1), "{}", merged_before.stderr);
+    assert!(
+        merged_before.stderr.contains("missing shares: 2/3"),
+        "{}",
+        merged_before.stderr
+    );
+    assert_eq!(rerun.code, Some(0), "{}", rerun.stderr);
+    assert_eq!(merged_after.code, Some(0), "{}", merged_after.stderr);
+    let all = read_records(&f.dir.path().join("merged.jsonl"));
+    assert_eq!(
+        all.iter().map(|r| r.index).collect::<Vec<_>>(),
+        (0..f.n).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_by_domain_keep_a_site_together() {
+    let mut names = Vec::new();
+    for site in 0..8 {
+        for sub in ["www", "api", "a.b"] {
+            names.push(format!("{sub}.site{site}.co.uk"));
+        }
+    }
+    names.extend([
+        "one.blogspot.co.uk".to_owned(),
+        "two.blogspot.co.uk".to_owned(),
+    ]);
+    let f = std::sync::Arc::new(fleet(&names, 260).await);
+    let g = f.clone();
+    let records = tokio::task::spawn_blocking(move || {
+        (1..=3)
+            .map(|k| {
+                let part = g.part(k);
+                let run = g.share(
+                    &[],
+                    &["--shard", &format!("{k}/3"), "--shard-by", "domain"],
+                    &part,
+                );
+                assert_eq!(run.code, Some(0), "{}", run.stderr);
+                read_records(&part)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let mut site_share: BTreeMap<String, usize> = BTreeMap::new();
+    let mut total = 0;
+    for (k, part) in records.iter().enumerate() {
+        for r in part {
+            total += 1;
+            let host = url::Url::parse(r.url.as_deref().unwrap())
+                .unwrap()
+                .host_str()
+                .unwrap()
+                .to_owned();
+            let site = host.split('.').rev().take(3).collect::<Vec<_>>().join(".");
+            if !host.contains("github") {
+                assert_eq!(
+                    *site_share.entry(site).or_insert(k),
+                    k,
+                    "{host}: a domain in two shares"
+                );
+            }
+        }
+    }
+    assert_eq!(total, f.n);
+    assert!(
+        site_share.values().collect::<BTreeSet<_>>().len() > 1,
+        "the sites spread over shares"
+    );
+}
