@@ -56,6 +56,8 @@ pub(crate) struct Head {
     /// From the start of the attempt to the final response's headers.
     pub ttfb: Duration,
     retry_after: Option<Duration>,
+    /// How long rate-limit headers say the host's budget is spent.
+    rate_limited: Option<Duration>,
 }
 
 /// The outcome of fetching one request, all attempts included.
@@ -228,6 +230,15 @@ impl Fetcher {
     }
 
     fn note_health(&self, host: &HostHandle, head: Option<&Head>, body: &Result<Body, Failure>) {
+        if let Some(wait) = head.and_then(|h| h.rate_limited) {
+            let wait = wait.min(self.cfg.max_retry_wait);
+            tracing::info!(
+                "host {} paused for {}: its rate-limit headers say the budget is spent",
+                host.key(),
+                humantime::format_duration(wait)
+            );
+            host.pause_for(wait);
+        }
         match (head, body) {
             (Some(_), _) => host.record_response(),
             (None, Err(f)) if is_transport(f) => {
@@ -348,6 +359,7 @@ fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) 
         redirects,
         ttfb: start.elapsed(),
         retry_after: retry_after(headers),
+        rate_limited: crate::ratelimit::exhausted(headers, unix_now()),
     }
 }
 
@@ -382,6 +394,12 @@ async fn read_body(mut response: Response, max: u64) -> Result<Body, Failure> {
         body.push(chunk);
     }
     Ok(body)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// "Full jitter": a wait drawn uniformly from zero to the cap, so clients that

@@ -33,6 +33,7 @@ mod output;
 mod pipeline;
 mod process;
 mod progress;
+mod ratelimit;
 mod record;
 mod resolve;
 mod resume;

@@ -298,7 +298,10 @@ mod tests {
         assert_eq!(key("a.github.io", by), "a.github.io");
         assert_ne!(key("a.github.io", by), key("b.github.io", by));
         assert_eq!(key("x.a.github.io", by), "a.github.io");
-        assert_eq!(key("deep.sub.example.pvt.k12.ma.us", by), "example.pvt.k12.ma.us");
+        assert_eq!(
+            key("deep.sub.example.pvt.k12.ma.us", by),
+            "example.pvt.k12.ma.us"
+        );
         assert_eq!(
             key("x.city.kawasaki.jp", by),
             "city.kawasaki.jp",

@@ -10,6 +10,7 @@ mod http2;
 mod inputs;
 mod names;
 mod outputs;
+mod politeness;
 mod props;
 mod reliability;
 mod shell;
