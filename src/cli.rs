@@ -322,6 +322,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", help_heading = "Output and runs")]
     pub summary: Option<PathBuf>,
 
+    /// Write one JSON line per host to PATH at the end (requests, failures by
+    /// kind, retries, 429/503s, pauses, latency p50/p90, bytes), and name the
+    /// slowest and most failing hosts in the summary.
+    #[arg(long, value_name = "PATH", help_heading = "Output and runs")]
+    pub host_stats: Option<PathBuf>,
+
     /// The -o (and --errors) file of an earlier run, repeatable: send
     /// conditional GETs from its ETag/Last-Modified, keep its body facts on a 304,
     /// and mark each record's "change": new, unchanged, changed or broken.

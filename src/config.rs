@@ -192,6 +192,7 @@ impl RunArgs {
                 main: self.output,
                 errors: self.errors,
                 summary: self.summary,
+                host_stats: self.host_stats,
                 ordered: self.ordered,
                 resume: self.resume,
             },

@@ -16,6 +16,7 @@ use crate::body::Body;
 use crate::classify::classify;
 use crate::clients::{ClientSettings, Clients};
 use crate::failure::Failure;
+use crate::hoststats::HostStats;
 use crate::job::Request;
 use crate::limits::{HostHandle, Limits, Probe, Slot};
 use crate::resolve;
@@ -106,6 +107,8 @@ pub(crate) struct Fetcher {
     clients: Clients,
     cfg: FetchSettings,
     limits: Arc<Limits>,
+    /// `--host-stats`: attempts and pauses by host.
+    host_stats: Option<Arc<HostStats>>,
 }
 
 /// Per-host politeness key: host name and port.
@@ -133,8 +136,22 @@ impl Fetcher {
             clients,
             cfg,
             limits,
+            host_stats: None,
         };
         Ok(fetcher)
+    }
+
+    /// Count attempts and pauses by host into `stats` (`--host-stats`).
+    pub(crate) fn with_host_stats(mut self, stats: Option<Arc<HostStats>>) -> Fetcher {
+        self.host_stats = stats;
+        self
+    }
+
+    fn pause(&self, host: &HostHandle, wait: Duration) {
+        host.pause_for(wait);
+        if let Some(stats) = &self.host_stats {
+            stats.paused(host.key(), wait);
+        }
     }
 
     /// The method a request is sent with: its own, `-X`, or POST with a body and GET without.
@@ -213,7 +230,7 @@ impl Fetcher {
                 Some(wait) => {
                     let wait = wait.min(self.cfg.max_retry_wait);
                     tracing::info!(%url, attempts, "retry after {reason}; host {} paused for {} (Retry-After)", host_key(&req.url), humantime::format_duration(wait));
-                    host.pause_for(wait);
+                    self.pause(&host, wait);
                 }
                 None => {
                     let delay = full_jitter(caps.next().unwrap_or(Duration::from_secs(30)));
@@ -230,6 +247,9 @@ impl Fetcher {
     }
 
     fn note_health(&self, host: &HostHandle, head: Option<&Head>, body: &Result<Body, Failure>) {
+        if let Some(stats) = &self.host_stats {
+            stats.attempt(host.key(), head.map(|h| h.status.as_u16()));
+        }
         if let Some(wait) = head.and_then(|h| h.rate_limited) {
             let wait = wait.min(self.cfg.max_retry_wait);
             tracing::info!(
@@ -237,7 +257,7 @@ impl Fetcher {
                 host.key(),
                 humantime::format_duration(wait)
             );
-            host.pause_for(wait);
+            self.pause(host, wait);
         }
         match (head, body) {
             (Some(_), _) => host.record_response(),

@@ -24,6 +24,7 @@ mod extract;
 mod failure;
 mod fetch;
 mod hash;
+mod hoststats;
 mod input;
 mod job;
 mod lanes;
@@ -112,7 +113,7 @@ pub async fn run(
     shutdown: Arc<Shutdown>,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let (stages, summary_file) = prepare(&cfg, &progress).await?;
+    let (stages, reports) = prepare(&cfg, &progress).await?;
     let Ran { read, written } = pipeline::run(stages, progress.clone(), shutdown.clone()).await?;
 
     let stopped = if written.output_closed {
@@ -129,13 +130,21 @@ pub async fn run(
     {
         error = error.or(Some(e));
     }
-    if let Some((path, file)) = summary_file
+    if let Some((path, file)) = reports.summary
         && let Err(e) = write_summary(path, file, &summary)
     {
         error = error.or(Some(e));
     }
+    let mut notable = Vec::new();
+    if let Some((path, file, hosts)) = reports.host_stats {
+        match hosts.finish(&path, file) {
+            Ok(lines) => notable = lines,
+            Err(e) => error = error.or(Some(e)),
+        }
+    }
     if !cfg.ui.quiet && stopped != Some(Stop::OutputClosed) {
         progress.eprintln(&summary.to_string());
+        notable.iter().for_each(|line| progress.eprintln(line));
     }
     let exit = match (&error, stopped) {
         (Some(_), _) => Exit::Fatal,
@@ -152,13 +161,19 @@ pub async fn run(
     })
 }
 
+/// The report files, created before the run and written after it.
+struct Reports<'a> {
+    summary: Option<(&'a std::path::Path, std::fs::File)>,
+    host_stats: Option<(std::path::PathBuf, std::fs::File, Arc<hoststats::HostStats>)>,
+}
+
 /// Everything checked and opened before the first request: inputs, outputs
 /// (never over an input), the `--save` directory, the summary file, the resume
 /// state and the HTTP client. Any failure here is exit 2 with nothing fetched.
 async fn prepare<'a>(
     cfg: &'a Arc<Config>,
     progress: &Progress,
-) -> anyhow::Result<(Stages, Option<(&'a std::path::Path, std::fs::File)>)> {
+) -> anyhow::Result<(Stages, Reports<'a>)> {
     for (name, why) in config::bad_proxy_env() {
         tracing::warn!("{name} is not a usable proxy and is ignored, so requests go direct: {why}");
     }
@@ -209,8 +224,19 @@ async fn prepare<'a>(
     };
     let limits = Limits::new(&cfg.limits);
     progress.watch(limits.clone());
-    let fetcher =
-        Arc::new(Fetcher::new(cfg.fetch.clone(), limits).context("building the HTTP client")?);
+    let host_stats = match &cfg.outputs.host_stats {
+        Some(path) => Some((
+            path.clone(),
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create --host-stats '{}'", path.display()))?,
+            Arc::new(hoststats::HostStats::default()),
+        )),
+        None => None,
+    };
+    let fetcher = Fetcher::new(cfg.fetch.clone(), limits)
+        .context("building the HTTP client")?
+        .with_host_stats(host_stats.as_ref().map(|(_, _, s)| s.clone()));
+    let fetcher = Arc::new(fetcher);
     let stages = Stages {
         cfg: cfg.clone(),
         fetcher,
@@ -218,8 +244,13 @@ async fn prepare<'a>(
         outputs,
         resumed,
         since,
+        host_stats: host_stats.as_ref().map(|(_, _, s)| s.clone()),
     };
-    Ok((stages, summary_file))
+    let reports = Reports {
+        summary: summary_file,
+        host_stats,
+    };
+    Ok((stages, reports))
 }
 
 /// Index the `--since` files (off the runtime: it reads them whole).

@@ -12,6 +12,7 @@ use anyhow::Context;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::hoststats::HostStats;
 use crate::input::InputSpec;
 use crate::progress::Progress;
 use crate::record::Record;
@@ -39,6 +40,7 @@ pub(crate) struct OutputSettings {
     pub(crate) main: Option<PathBuf>,
     pub(crate) errors: Option<PathBuf>,
     pub(crate) summary: Option<PathBuf>,
+    pub(crate) host_stats: Option<PathBuf>,
     pub(crate) ordered: bool,
     /// Append to the outputs instead of truncating them.
     pub(crate) resume: bool,
@@ -103,6 +105,7 @@ pub(crate) fn refuse_to_overwrite_inputs(
         ("-o", cfg.main.as_deref()),
         ("--errors", cfg.errors.as_deref()),
         ("--summary", cfg.summary.as_deref()),
+        ("--host-stats", cfg.host_stats.as_deref()),
         ("--save", save),
     ];
     for (flag, target) in targets {
@@ -151,6 +154,8 @@ pub(crate) struct WriterSetup {
     pub earlier: Option<Arc<IndexSet>>,
     /// Totals carried over from the earlier run's records.
     pub stats: Stats,
+    /// `--host-stats`: records tallied by host.
+    pub host_stats: Option<Arc<HostStats>>,
 }
 
 /// Start the writer thread. `closed` is cancelled when the output can no longer be
@@ -170,6 +175,7 @@ pub(crate) fn spawn(
                 pending: BTreeMap::new(),
                 earlier: setup.earlier,
                 stats: setup.stats,
+                host_stats: setup.host_stats,
                 progress: setup.progress,
             };
             writer.run(rx, closed)
@@ -201,6 +207,7 @@ struct Writer {
     /// Inputs finished by an earlier run (`--resume`): ordering skips them.
     earlier: Option<Arc<IndexSet>>,
     stats: Stats,
+    host_stats: Option<Arc<HostStats>>,
     progress: Progress,
 }
 
@@ -282,6 +289,9 @@ impl Writer {
 
     fn write(&mut self, record: Record) -> io::Result<()> {
         self.stats.add(&record);
+        if let Some(hosts) = &self.host_stats {
+            hosts.record(&record);
+        }
         self.progress.record(record.ok);
         let sink = match (&mut self.outputs.errors, record.ok) {
             (Some(errors), false) => errors,

@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::failure::Failure;
 use crate::fetch::{Fetcher, Report};
 use crate::hash;
+use crate::hoststats::HostStats;
 use crate::input::{self, Job, Source};
 use crate::lanes::{LaneBudget, Processing, Work, cores, lane, not_started, processed, unmodified};
 use crate::output::{self, Finished, Outputs, WriterSetup, Written};
@@ -93,6 +94,8 @@ pub(crate) struct Stages {
     pub resumed: Option<Resumed>,
     /// The previous run to compare with (`--since`).
     pub since: Option<Arc<Since>>,
+    /// `--host-stats`.
+    pub host_stats: Option<Arc<HostStats>>,
 }
 
 /// How the stages ended.
@@ -116,6 +119,7 @@ pub(crate) async fn run(
         outputs,
         resumed,
         since,
+        host_stats,
     } = stages;
     let (earlier, carried) = match resumed {
         Some(r) => (Some(Arc::new(r.done)), r.stats),
@@ -131,6 +135,7 @@ pub(crate) async fn run(
         progress: progress.clone(),
         earlier: earlier.clone(),
         stats: carried,
+        host_stats,
     };
     let writer = output::spawn(setup, from_pipeline, closed.clone());
     let controls = Controls {

@@ -89,3 +89,57 @@ async fn a_spent_rate_limit_budget_pauses_the_host_until_its_reset() {
     assert_eq!(run.outcome.summary.ok, 2);
     assert_eq!(log.lock().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_stats_give_one_line_per_host() {
+    let server = crate::support::Server::start().await.unwrap();
+    let port = server.addr.port();
+    let other = |path: &str| format!("http://other.test:{port}{path}");
+    let mut urls: Vec<String> = (0..4).map(|i| server.url(&format!("/fast?{i}"))).collect();
+    urls.push(server.url("/retry-after/hs?secs=0"));
+    urls.extend([
+        other("/fast"),
+        other("/status/404"),
+        other("/status/404?again"),
+    ]);
+    let pin = format!("other.test:{port}:127.0.0.1");
+    let run = run(
+        &["--host-stats", "{dir}/hosts.jsonl", "--resolve", &pin],
+        lines(urls),
+    )
+    .await;
+    assert_eq!(run.records.len(), 8);
+    let text = std::fs::read_to_string(run.path("hosts.jsonl")).unwrap();
+    let hosts: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(hosts.len(), 2, "{text}");
+    let (local, named) = (&hosts[0], &hosts[1]);
+    assert_eq!(local["host"], format!("127.0.0.1:{port}"));
+    assert_eq!(
+        (local["records"].as_u64(), local["ok"].as_u64()),
+        (Some(5), Some(5))
+    );
+    assert_eq!(local["requests"], 6, "the 429 and its retry: {local}");
+    assert_eq!(
+        (local["retries"].as_u64(), local["status_429"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(local["pauses"], 1, "Retry-After: {local}");
+    assert!(local["latency_p50_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(named["host"], format!("other.test:{port}"));
+    assert_eq!(
+        (named["records"].as_u64(), named["failed"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(named["failures"]["http_status"], 2);
+    let bytes: u64 = run
+        .records
+        .iter()
+        .filter(|r| r.url.as_deref().unwrap().contains("other.test"))
+        .filter_map(|r| r.bytes)
+        .sum();
+    assert_eq!(named["bytes"].as_u64(), Some(bytes));
+    assert!(bytes > 0);
+}
