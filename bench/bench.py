@@ -406,6 +406,40 @@ def scenarios(base, tls, tls1, runs, scale, only):
                             f"peak RSS at {big} URLs = {rss[big]:.1f} MiB (target <= 64), {rss[big] / rss[mid]:.2f} x the RSS at {mid} (target <= 1.3)"))
         yield ("Memory as the list grows (tiny responses, c=64)", "\n".join(rows))
 
+    if want("throttle"):
+        n, limit = 400 // scale, 20
+        rows = []
+        for label, extra in (("trawl --auto-throttle", ["--auto-throttle"]), ("trawl (fixed, no throttle)", [])):
+            server_get(base, "/reset")
+            lst = write_list("throttle", (f"{base}/limited/{limit}?i={i}" for i in range(n)))
+            m = measure([TRAWL, lst, "-q", "-c", "50", *extra], sampling=False)
+            with open(os.path.join(TMP, "out")) as f:
+                ok = sum('"ok":true' in line for line in f)
+            log = json.loads(server_get(base, "/limited-log"))
+            accepted = [t for t, st in log if st == 200]
+            refused = len(log) - len(accepted)
+            span = (max(accepted) - min(accepted)) / 1e6 if accepted else 0.0
+            ideal = n / limit
+            curve = {}
+            for t, st in log:
+                sec = int((t - log[0][0]) / 1e6)
+                a, r = curve.get(sec, (0, 0))
+                curve[sec] = (a + (st == 200), r + (st != 200))
+            rows.append(f"**{label}**: {ok}/{n} inputs ok, {refused} of {len(log)} requests drew a 429 "
+                        f"({100 * refused / max(1, len(log)):.1f}%), accepted over {span:.2f} s = "
+                        f"{span / ideal:.2f} x the server's own limit ({ideal:.0f} s); wall {m['wall']:.2f} s.")
+            rows.append("")
+            rows.append("Requests accepted / refused per second (the convergence curve): " +
+                        ", ".join(f"{a}/{r}" for _, (a, r) in sorted(curve.items())))
+            rows.append("")
+            if extra:
+                rows.append(verdict(ok == n and refused <= 0.1 * len(log) and span <= 1.4 * ideal,
+                                    f"all {n} inputs ok ({ok}), 429s {100 * refused / max(1, len(log)):.1f}% "
+                                    f"(target <= 10%), time {span / ideal:.2f} x the limit (target <= 1.4)"))
+                rows.append("")
+        yield (f"--auto-throttle: {n} requests to a server that allows {limit} per sliding second "
+               f"and answers 429 above it, c=50", "\n".join(rows))
+
     if want("since"):
         rows = ["| URLs = PREV records | index PREV (s) | run (s) | run --since (s) | peak RSS (MiB) | "
                 "peak RSS --since (MiB) | unchanged |",

@@ -10,7 +10,10 @@
 //! GET /h/{id}?size=N&delay=MS  an HTML page of about N bytes with a <title>
 //! GET /stats                   {"connections": .., "requests": ..}
 //! GET /arrivals                arrival times (µs) of requests made with `log=1`
-//! GET /reset                   clear the counters and arrivals
+//! GET /limited/{n}?i=..       16 bytes, or 429 (no Retry-After) above n requests
+//!                              in any sliding second, counted over every /limited
+//! GET /limited-log             [[µs, status], ...] of the /limited requests
+//! GET /reset                   clear the counters, arrivals and the limiter
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +34,16 @@ struct Counters {
     connections: AtomicU64,
     requests: AtomicU64,
     arrivals: Mutex<Vec<u64>>,
+    limiter: Mutex<Limiter>,
     data: Bytes,
+}
+
+/// `/limited`: the accepted starts of the last second, and every answer.
+#[derive(Default)]
+struct Limiter {
+    window: trawl::demo::SlidingWindow,
+    /// (µs since start, status) of each request.
+    log: Vec<(u64, u16)>,
 }
 
 type Shared = State<Arc<Counters>>;
@@ -138,6 +150,37 @@ async fn html(State(c): Shared, Path(id): Path<u64>, q: Params) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
+/// A sliding-window limit, as APIs enforce one without publishing it.
+async fn limited(State(c): Shared, Path(per_second): Path<usize>) -> Response {
+    c.requests.fetch_add(1, Ordering::Relaxed);
+    let now = Instant::now();
+    let status = {
+        let mut guard = c.limiter.lock().unwrap();
+        let Limiter { window, log } = &mut *guard;
+        let status = if window.admit(now, per_second) {
+            200
+        } else {
+            429
+        };
+        log.push((c.started.elapsed().as_micros() as u64, status));
+        status
+    };
+    match status {
+        200 => trawl::demo::binary_response(&c.data, 16),
+        _ => (axum::http::StatusCode::TOO_MANY_REQUESTS, "slow down\n").into_response(),
+    }
+}
+
+async fn limited_log(State(c): Shared) -> String {
+    let guard = c.limiter.lock().unwrap();
+    let items: Vec<String> = guard
+        .log
+        .iter()
+        .map(|(t, s)| format!("[{t},{s}]"))
+        .collect();
+    format!("[{}]\n", items.join(","))
+}
+
 async fn stats(State(c): Shared) -> String {
     format!(
         "{{\"connections\": {}, \"requests\": {}}}\n",
@@ -156,6 +199,7 @@ async fn reset(State(c): Shared) -> &'static str {
     c.connections.store(0, Ordering::Relaxed);
     c.requests.store(0, Ordering::Relaxed);
     c.arrivals.lock().unwrap().clear();
+    *c.limiter.lock().unwrap() = Default::default();
     "reset\n"
 }
 
@@ -171,6 +215,7 @@ async fn main() {
         connections: AtomicU64::new(0),
         requests: AtomicU64::new(0),
         arrivals: Mutex::new(Vec::new()),
+        limiter: Mutex::default(),
         data: trawl::demo::noise(4 << 20),
     });
     let app = Router::new()
@@ -178,6 +223,8 @@ async fn main() {
         .route("/h/{id}", get(html))
         .route("/stats", get(stats))
         .route("/arrivals", get(arrivals))
+        .route("/limited/{n}", get(limited))
+        .route("/limited-log", get(limited_log))
         .route("/reset", get(reset))
         .with_state(counters.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

@@ -155,6 +155,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, help_heading = "Concurrency and politeness")]
     pub max_retry_wait: Duration,
 
+    /// Find each host's rate from its answers: start slow, double while it
+    /// answers, halve on a 429/503 without Retry-After, a timeout or a reset,
+    /// then stay just under the rate that was refused. Never above --host-rate.
+    #[arg(long, help_heading = "Concurrency and politeness")]
+    pub auto_throttle: bool,
+
     /// After N consecutive transport failures to a host, fail its remaining inputs
     /// fast with `circuit_open`.
     #[arg(long, value_name = "N", help_heading = "Concurrency and politeness")]

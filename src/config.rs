@@ -156,6 +156,7 @@ impl RunArgs {
                 rate: self.rate,
                 host_rate: self.host_rate,
                 circuit_breaker,
+                auto_throttle: self.auto_throttle,
             },
             fetch: FetchSettings {
                 client: ClientSettings {

@@ -20,6 +20,7 @@ use crate::hoststats::HostStats;
 use crate::job::Request;
 use crate::limits::{HostHandle, Limits, Probe, Slot};
 use crate::resolve;
+use crate::throttle::Signal;
 use crate::values::StatusSet;
 
 /// Statuses that are retried (unless `--ok-status` accepts them). The
@@ -59,6 +60,9 @@ pub(crate) struct Head {
     retry_after: Option<Duration>,
     /// How long rate-limit headers say the host's budget is spent.
     rate_limited: Option<Duration>,
+    /// The tightest budget rate-limit headers announce: requests left, and the
+    /// time until the window resets.
+    budget: Option<(f64, Duration)>,
 }
 
 /// The outcome of fetching one request, all attempts included.
@@ -208,8 +212,10 @@ impl Fetcher {
             }
             first_start.get_or_insert_with(Instant::now);
             attempts += 1;
+            let sent = Instant::now();
             let (head, body) = self.attempt(req, probe).await;
             self.note_health(&host, head.as_ref(), &body);
+            self.throttle(&host, sent, head.as_ref(), &body);
             if attempts > self.cfg.retries
                 || halt.is_cancelled()
                 || !self.retryable(head.as_ref(), &body)
@@ -271,6 +277,35 @@ impl Fetcher {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `--auto-throttle`: what this attempt says about the host's load.
+    fn throttle(
+        &self,
+        host: &HostHandle,
+        sent: Instant,
+        head: Option<&Head>,
+        body: &Result<Body, Failure>,
+    ) {
+        let signal = match (head, body) {
+            (Some(h), _) if matches!(h.status.as_u16(), 429 | 503) && h.retry_after.is_none() => {
+                Signal::Overload { sent }
+            }
+            (Some(h), _) => match h.budget {
+                Some((remaining, window)) if remaining > 0.0 => {
+                    Signal::Budget { remaining, window }
+                }
+                _ => Signal::Success(h.ttfb),
+            },
+            (None, Err(Failure::Timeout(_) | Failure::Io(_))) => Signal::Overload { sent },
+            (None, _) => return,
+        };
+        if let Some((rate, lowest)) = host.observe(signal) {
+            tracing::debug!(host = host.key(), rate, "--auto-throttle: new rate");
+            if let Some(stats) = &self.host_stats {
+                stats.rate(host.key(), rate, lowest);
+            }
         }
     }
 
@@ -380,6 +415,7 @@ fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) 
         ttfb: start.elapsed(),
         retry_after: retry_after(headers),
         rate_limited: crate::ratelimit::exhausted(headers, unix_now()),
+        budget: crate::ratelimit::budget(headers, unix_now()),
     }
 }
 

@@ -45,6 +45,8 @@ struct Tally {
     paused: Duration,
     bytes: u64,
     latency: [u32; BUCKETS],
+    /// `--auto-throttle`: the host's last rate and its lowest.
+    rates: Option<(f64, f64)>,
 }
 
 impl Default for Tally {
@@ -60,6 +62,7 @@ impl Default for Tally {
             paused: Duration::ZERO,
             bytes: 0,
             latency: [0; BUCKETS],
+            rates: None,
         }
     }
 }
@@ -84,6 +87,12 @@ pub(crate) struct HostLine {
     pub latency_p50_ms: Option<f64>,
     pub latency_p90_ms: Option<f64>,
     pub bytes: u64,
+    /// `--auto-throttle`: the host's final rate and its lowest, in requests per
+    /// second (absent while it never changed from the start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_final: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_min: Option<f64>,
 }
 
 fn bucket(ms: f64) -> usize {
@@ -128,6 +137,8 @@ impl Tally {
             latency_p50_ms: self.percentile(0.5),
             latency_p90_ms: self.percentile(0.9),
             bytes: self.bytes,
+            rate_final: self.rates.map(|(r, _)| (r * 100.0).round() / 100.0),
+            rate_min: self.rates.map(|(_, m)| (m * 100.0).round() / 100.0),
         }
     }
 }
@@ -160,6 +171,11 @@ impl HostStats {
             t.pauses += 1;
             t.paused += wait;
         });
+    }
+
+    /// `--auto-throttle` set the host's rate.
+    pub(crate) fn rate(&self, host: &str, rate: f64, lowest: f64) {
+        self.with(host, |t| t.rates = Some((rate, lowest)));
     }
 
     /// A record was written.

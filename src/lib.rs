@@ -42,6 +42,7 @@ pub mod schema;
 mod shard;
 mod since;
 mod summary;
+mod throttle;
 mod tls;
 mod values;
 

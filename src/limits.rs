@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::throttle::{self, Signal, Throttle};
 use crate::values::Rate;
 
 /// What the limits take from the configuration.
@@ -26,6 +27,8 @@ pub(crate) struct LimitSettings {
     pub(crate) rate: Option<Rate>,
     pub(crate) host_rate: Option<Rate>,
     pub(crate) circuit_breaker: Option<NonZeroU32>,
+    /// `--auto-throttle`: each host's rate adapts to its answers.
+    pub(crate) auto_throttle: bool,
 }
 
 /// Idle host entries are kept up to this many before a prune pass.
@@ -37,6 +40,7 @@ pub struct Limits {
     host_rate: Option<Rate>,
     per_host: Option<usize>,
     breaker: Option<u32>,
+    auto_throttle: bool,
     hosts: Mutex<HostMap>,
     in_flight: AtomicUsize,
 }
@@ -51,6 +55,8 @@ struct HostState {
     users: AtomicUsize,
     permits: Option<Arc<Semaphore>>,
     rate: Option<Pacer>,
+    /// `--auto-throttle`: the adaptive rate, in place of `rate`.
+    throttle: Option<Throttle>,
     /// Consecutive transport failures (any response resets it).
     failures: AtomicU32,
     /// Set by `Retry-After`: no request to this host starts before it.
@@ -107,6 +113,7 @@ impl Limits {
             host_rate: cfg.host_rate,
             per_host: cfg.per_host.map(|n| n.get()),
             breaker: cfg.circuit_breaker.map(|n| n.get()),
+            auto_throttle: cfg.auto_throttle,
             hosts: Mutex::new(HostMap {
                 map: HashMap::new(),
                 prune_at: MIN_PRUNE_AT,
@@ -130,7 +137,16 @@ impl Limits {
                 let state = Arc::new(HostState {
                     users: AtomicUsize::new(0),
                     permits: self.per_host.map(|n| Arc::new(Semaphore::new(n))),
-                    rate: self.host_rate.map(Pacer::new),
+                    rate: self
+                        .host_rate
+                        .filter(|_| !self.auto_throttle)
+                        .map(Pacer::new),
+                    throttle: self.auto_throttle.then(|| {
+                        let ceiling = self
+                            .host_rate
+                            .map(|r| r.count.get() as f64 / r.per.as_secs_f64());
+                        Throttle::new(ceiling)
+                    }),
                     failures: AtomicU32::new(0),
                     paused_until: Mutex::new(None),
                     probed: AtomicBool::new(false),
@@ -176,7 +192,12 @@ impl HostState {
             .expect("pause lock")
             .is_some_and(|t| t > now);
         let recent = self.rate.as_ref().is_some_and(|p| p.busy(now));
-        failing || paused || recent
+        // A host whose rate was cut keeps what it taught.
+        let learned = self
+            .throttle
+            .as_ref()
+            .is_some_and(|t| t.rates().0 < throttle::START);
+        failing || paused || recent || learned
     }
 }
 
@@ -260,6 +281,9 @@ impl HostHandle {
         if let Some(rate) = &self.state.rate {
             rate.wait().await;
         }
+        if let Some(throttle) = &self.state.throttle {
+            throttle.wait().await;
+        }
         let global = self
             .limits
             .global
@@ -288,6 +312,14 @@ impl HostHandle {
                 _ => return,
             }
         }
+    }
+
+    /// `--auto-throttle`: adjust the host's rate to an answer; its new rate and
+    /// the lowest it has been, when it changed.
+    pub(crate) fn observe(&self, signal: Signal) -> Option<(f64, f64)> {
+        let throttle = self.state.throttle.as_ref()?;
+        throttle.observe(signal)?;
+        Some(throttle.rates())
     }
 
     /// Hold every request to this host for `wait` (from `Retry-After`).

@@ -18,28 +18,46 @@ use reqwest::header::HeaderMap;
 /// How long the host should get no new request, when a header says its budget
 /// is spent. `now_unix`: the current Unix time in seconds.
 pub(crate) fn exhausted(headers: &HeaderMap, now_unix: u64) -> Option<Duration> {
+    announced(headers, now_unix)
+        .into_iter()
+        .filter(|&(remaining, _)| remaining <= 0.0)
+        .map(|(_, reset)| reset)
+        .max()
+}
+
+/// The tightest budget announced: requests left, and the time until the window
+/// resets (for `--auto-throttle`).
+pub(crate) fn budget(headers: &HeaderMap, now_unix: u64) -> Option<(f64, Duration)> {
+    announced(headers, now_unix).into_iter().min_by(|a, b| {
+        let per = |&(r, t): &(f64, Duration)| r / t.as_secs_f64().max(0.001);
+        per(a).total_cmp(&per(b))
+    })
+}
+
+/// Every (remaining, reset) pair the headers announce.
+fn announced(headers: &HeaderMap, now_unix: u64) -> Vec<(f64, Duration)> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let number = |name: &str| text(name).and_then(|v| v.trim().parse::<f64>().ok());
     if let Some(value) = text("ratelimit") {
         return structured(value);
     }
-    if number("ratelimit-remaining") == Some(0.0) {
-        return number("ratelimit-reset").map(seconds);
+    if let (Some(r), Some(t)) = (number("ratelimit-remaining"), number("ratelimit-reset")) {
+        return vec![(r, seconds(t))];
     }
-    if number("x-ratelimit-remaining") == Some(0.0) {
-        let reset = number("x-ratelimit-reset")?;
+    if let (Some(r), Some(reset)) = (number("x-ratelimit-remaining"), number("x-ratelimit-reset")) {
         let now = now_unix as f64;
-        return Some(seconds(match reset {
+        let t = match reset {
             r if r > 1e12 => r / 1000.0 - now,
             r if r > 1e9 => r - now,
             r => r,
-        }));
+        };
+        return vec![(r, seconds(t))];
     }
-    None
+    Vec::new()
 }
 
-/// The `RateLimit` header: the longest reset among the policies at zero.
-fn structured(value: &str) -> Option<Duration> {
+/// The `RateLimit` header: one (remaining, reset) per policy.
+fn structured(value: &str) -> Vec<(f64, Duration)> {
     let params = |item: &str| -> Vec<(String, f64)> {
         item.split(';')
             .filter_map(|p| {
@@ -52,25 +70,20 @@ fn structured(value: &str) -> Option<Duration> {
             .collect()
     };
     let items: Vec<Vec<(String, f64)>> = value.split(',').map(params).collect();
-    let get = |item: &[(String, f64)], keys: [&str; 2]| {
-        item.iter()
-            .find(|(k, _)| keys.contains(&k.as_str()))
-            .map(|&(_, v)| v)
+    let pair = |item: &[(String, f64)]| {
+        let get = |keys: [&str; 2]| {
+            item.iter()
+                .find(|(k, _)| keys.contains(&k.as_str()))
+                .map(|&(_, v)| v)
+        };
+        Some((get(["r", "remaining"])?, seconds(get(["t", "reset"])?)))
     };
-    let spent = |item: &[(String, f64)]| match get(item, ["r", "remaining"]) {
-        Some(r) if r <= 0.0 => get(item, ["t", "reset"]).map(seconds),
-        _ => None,
-    };
-    let whole = |item: &&Vec<(String, f64)>| {
-        get(item, ["r", "remaining"]).is_some() && get(item, ["t", "reset"]).is_some()
-    };
-    if items.iter().any(|i| whole(&i)) {
-        // One item per policy.
-        items.iter().filter_map(|i| spent(i)).max()
-    } else {
-        // The earlier form: `limit=.., remaining=.., reset=..` is one policy.
-        spent(&items.concat())
+    let policies: Vec<(f64, Duration)> = items.iter().filter_map(|i| pair(i)).collect();
+    if !policies.is_empty() {
+        return policies;
     }
+    // The earlier form: `limit=.., remaining=.., reset=..` is one policy.
+    pair(&items.concat()).into_iter().collect()
 }
 
 fn seconds(s: f64) -> Duration {
@@ -135,5 +148,23 @@ mod tests {
             None
         );
         assert_eq!(pause(&[]), None);
+    }
+
+    #[test]
+    fn the_tightest_budget_is_the_one_that_counts() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "ratelimit",
+            "\"hour\";r=600;t=3600, \"minute\";r=10;t=20"
+                .parse()
+                .unwrap(),
+        );
+        // 600 an hour is 0.17/s, tighter than 10 in 20 s.
+        assert_eq!(budget(&h, 0), Some((600.0, Duration::from_secs(3600))));
+        let mut x = HeaderMap::new();
+        x.insert("x-ratelimit-remaining", "30".parse().unwrap());
+        x.insert("x-ratelimit-reset", "60".parse().unwrap());
+        assert_eq!(budget(&x, 0), Some((30.0, Duration::from_secs(60))));
+        assert_eq!(exhausted(&x, 0), None);
     }
 }

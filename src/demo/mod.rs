@@ -15,7 +15,7 @@ use crate::{Outcome, Shutdown};
 
 pub use endpoints::{binary_response, noise};
 pub use server::Server;
-pub use stats::ServerStats;
+pub use stats::{ServerStats, SlidingWindow};
 
 /// The demo's input list: every kind of endpoint, plus lines that are not URLs.
 pub fn demo_list(server: &Server, closed_port: u16) -> String {

@@ -77,3 +77,30 @@ impl ServerStats {
         *n
     }
 }
+
+/// A limit of `per_second` requests in any sliding second, as APIs enforce
+/// one without publishing it (the test and benchmark servers of
+/// `--auto-throttle`).
+#[derive(Debug, Default)]
+pub struct SlidingWindow {
+    admitted: std::collections::VecDeque<std::time::Instant>,
+}
+
+impl SlidingWindow {
+    /// Whether a request arriving `now` is within the limit (and count it if so).
+    pub fn admit(&mut self, now: std::time::Instant, per_second: usize) -> bool {
+        let second = std::time::Duration::from_secs(1);
+        while self
+            .admitted
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= second)
+        {
+            self.admitted.pop_front();
+        }
+        let within = self.admitted.len() < per_second;
+        if within {
+            self.admitted.push_back(now);
+        }
+        within
+    }
+}

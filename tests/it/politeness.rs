@@ -1,48 +1,30 @@
 //! Servers that announce their budget: a spent rate-limit budget pauses the host
 //! until the announced reset.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-
-use crate::support::{lines, run};
+use crate::support::{lines, run, serve};
 
 /// Answers `/spent` with `headers` (a budget at zero, reset in 1 s) and
 /// anything else with a plain 200; keeps each request's path and arrival.
 async fn budget_server(
     headers: &'static [(&'static str, &'static str)],
 ) -> (u16, Arc<Mutex<Vec<(String, Instant)>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let log: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let seen = log.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let seen = seen.clone();
-                    async move {
-                        let path = req.uri().path().to_owned();
-                        seen.lock().unwrap().push((path.clone(), Instant::now()));
-                        let mut response = hyper::Response::builder();
-                        if path == "/spent" {
-                            for (k, v) in headers {
-                                response = response.header(*k, *v);
-                            }
-                        }
-                        Ok::<_, Infallible>(response.body("ok\n".to_owned()).unwrap())
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
-            });
+    let port = serve(move |req| {
+        let path = req.uri().path().to_owned();
+        seen.lock().unwrap().push((path.clone(), Instant::now()));
+        let mut response = hyper::Response::builder();
+        if path == "/spent" {
+            for (k, v) in headers {
+                response = response.header(*k, *v);
+            }
         }
-    });
+        response.body("ok\n".to_owned()).unwrap()
+    })
+    .await;
     (port, log)
 }
 
@@ -142,4 +124,104 @@ async fn host_stats_give_one_line_per_host() {
         .sum();
     assert_eq!(named["bytes"].as_u64(), Some(bytes));
     assert!(bytes > 0);
+}
+
+/// A server that allows `per_second` requests in any sliding second and
+/// answers 429 (without Retry-After) above it, as many APIs do. Counts both.
+#[derive(Default)]
+struct Limiter {
+    window: Mutex<trawl::demo::SlidingWindow>,
+    all_accepted: Mutex<Vec<Instant>>,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+async fn limited_server(per_second: usize) -> (u16, Arc<Limiter>) {
+    let limiter = Arc::new(Limiter::default());
+    let l = limiter.clone();
+    let port = serve(move |_req| {
+        let now = Instant::now();
+        let status = if l.window.lock().unwrap().admit(now, per_second) {
+            l.all_accepted.lock().unwrap().push(now);
+            200
+        } else {
+            l.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            429
+        };
+        hyper::Response::builder()
+            .status(status)
+            .body("x\n".to_owned())
+            .unwrap()
+    })
+    .await;
+    (port, limiter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_throttle_finds_a_hidden_limit_and_stays_under_it() {
+    let (limit, n) = (30usize, 300usize);
+    let (port, limiter) = limited_server(limit).await;
+    let urls = (0..n).map(|i| format!("http://127.0.0.1:{port}/item/{i}"));
+    let run = run(
+        &[
+            "--auto-throttle",
+            "-c",
+            "50",
+            "--host-stats",
+            "{dir}/hosts.jsonl",
+        ],
+        lines(urls),
+    )
+    .await;
+    let refused = limiter.refused.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    let accepted = limiter.all_accepted.lock().unwrap().clone();
+    assert!(
+        run.records.iter().all(|r| r.ok),
+        "every input ends ok: {:?}",
+        run.records.iter().find(|r| !r.ok)
+    );
+    assert_eq!(accepted.len(), n);
+    assert!(
+        refused * 10 <= n + refused,
+        "{refused} of {} requests drew a 429",
+        n + refused
+    );
+    let span = accepted
+        .last()
+        .unwrap()
+        .duration_since(accepted[0])
+        .as_secs_f64();
+    // The server's own limit: n requests at `limit` a second.
+    let ideal = n as f64 / limit as f64;
+    let per_second: Vec<usize> = (0..=span as usize)
+        .map(|s| {
+            accepted
+                .iter()
+                .filter(|t| t.duration_since(accepted[0]).as_secs() == s as u64)
+                .count()
+        })
+        .collect();
+    eprintln!("{refused} 429s; {span:.2} s (ideal {ideal:.2}); accepted per second {per_second:?}");
+    assert!(
+        span <= 1.4 * ideal,
+        "{span:.2} s for {n} requests at {limit}/s (ideal {ideal:.2} s)"
+    );
+    let hosts: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(run.path("hosts.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let (last, lowest) = (
+        hosts["rate_final"].as_f64().unwrap(),
+        hosts["rate_min"].as_f64().unwrap(),
+    );
+    assert!(
+        last > limit as f64 * 0.5 && last < limit as f64 * 1.6,
+        "final rate {last}"
+    );
+    assert!(lowest <= last);
+    assert_eq!(hosts["status_429"].as_u64(), Some(refused as u64));
+    eprintln!("{refused} 429s; {span:.2} s (ideal {ideal:.2}); final rate {last}, lowest {lowest}");
 }

@@ -3,12 +3,10 @@
 //! server that answers conditionals the way nginx does.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use trawl::Record;
 
 use crate::support::{Output, bin, lines, read_records, validate};
@@ -41,23 +39,7 @@ impl Site {
 /// 304 when `If-None-Match` matches, or when there is no `If-None-Match` and
 /// `If-Modified-Since` is not older; 200 otherwise; 404 for what is gone.
 async fn serve(site: Arc<Site>) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let site = site.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let site = site.clone();
-                    async move { Ok::<_, Infallible>(answer(&site, &req)) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
-            });
-        }
-    });
-    port
+    crate::support::serve(move |req| answer(&site, &req)).await
 }
 
 const LAST_MODIFIED: &str = "Mon, 02 Nov 2026 10:00:00 GMT";

@@ -138,3 +138,34 @@ pub fn self_signed_tls(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
+
+/// Serve plain HTTP (1.1 or h2c) on 127.0.0.1 with `answer` for every request;
+/// returns the port.
+pub async fn serve<F>(answer: F) -> u16
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> hyper::Response<String>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let response = answer(req);
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .await;
+            });
+        }
+    });
+    port
+}
