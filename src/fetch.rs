@@ -289,9 +289,11 @@ impl Fetcher {
         body: &Result<Body, Failure>,
     ) {
         let signal = match (head, body) {
-            (Some(h), _) if matches!(h.status.as_u16(), 429 | 503) && h.retry_after.is_none() => {
-                Signal::Overload { sent }
-            }
+            (Some(h), _) if matches!(h.status.as_u16(), 429 | 503) => match h.retry_after {
+                None => Signal::Overload { sent },
+                // The host is paused instead: neither a cut nor a success.
+                Some(_) => return,
+            },
             (Some(h), _) => match h.budget {
                 Some((remaining, window)) if remaining > 0.0 => {
                     Signal::Budget { remaining, window }
