@@ -161,6 +161,14 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Concurrency and politeness")]
     pub auto_throttle: bool,
 
+    /// Obey each site's robots.txt (RFC 9309), matched by the -A product token:
+    /// fetched once per origin through the same limits, Crawl-delay caps the
+    /// host's rate, a disallowed input is a robots_disallowed record and is
+    /// never sent. A 4xx robots.txt allows all; a 5xx or unreachable one
+    /// disallows all for the run.
+    #[arg(long, help_heading = "Concurrency and politeness")]
+    pub robots: bool,
+
     /// After N consecutive transport failures to a host, fail its remaining inputs
     /// fast with `circuit_open`.
     #[arg(long, value_name = "N", help_heading = "Concurrency and politeness")]

@@ -179,6 +179,7 @@ impl RunArgs {
                 max_redirects: self.max_redirects,
                 max_body: self.max_body,
                 ok_status: self.ok_status,
+                robots: self.robots,
             },
             process: ProcessSettings {
                 hash: self.hash,

@@ -42,6 +42,7 @@ error_kinds! {
     CircuitOpen => "circuit_open",
     Cancelled => "cancelled",
     Io => "io",
+    RobotsDisallowed => "robots_disallowed",
 }
 
 /// Why one input failed. `kind()` is the stable name written to the record.
@@ -75,6 +76,8 @@ pub enum Failure {
     Cancelled(String),
     #[error("{0}")]
     Io(String),
+    #[error("{0}")]
+    RobotsDisallowed(String),
 }
 
 impl Failure {
@@ -94,6 +97,7 @@ impl Failure {
             Failure::CircuitOpen(_) => ErrorKind::CircuitOpen,
             Failure::Cancelled(_) => ErrorKind::Cancelled,
             Failure::Io(_) => ErrorKind::Io,
+            Failure::RobotsDisallowed(_) => ErrorKind::RobotsDisallowed,
         }
     }
 
@@ -130,6 +134,6 @@ mod tests {
                 .all(|c| c.is_ascii_lowercase() || c == '_');
             assert!(snake, "{kind:?}");
         }
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 15);
     }
 }

@@ -20,6 +20,7 @@ use crate::hoststats::HostStats;
 use crate::job::Request;
 use crate::limits::{HostHandle, Limits, Probe, Slot};
 use crate::resolve;
+use crate::robots::{RobotsCache, Rules};
 use crate::throttle::Signal;
 use crate::values::StatusSet;
 
@@ -42,6 +43,8 @@ pub(crate) struct FetchSettings {
     pub(crate) max_body: u64,
     /// Statuses that count as ok: never retried.
     pub(crate) ok_status: StatusSet,
+    /// `--robots`: obey each origin's robots.txt.
+    pub(crate) robots: bool,
 }
 
 /// Facts about the final response of the last attempt.
@@ -113,6 +116,8 @@ pub(crate) struct Fetcher {
     limits: Arc<Limits>,
     /// `--host-stats`: attempts and pauses by host.
     host_stats: Option<Arc<HostStats>>,
+    /// `--robots`: each origin's rules.
+    robots: Option<RobotsCache>,
 }
 
 /// Per-host politeness key: host name and port.
@@ -136,11 +141,13 @@ impl Fetcher {
         lookup: resolve::LookupFn,
     ) -> anyhow::Result<Fetcher> {
         let clients = Clients::new(cfg.client.clone(), lookup)?;
+        let robots = cfg.robots.then(|| RobotsCache::new(&cfg.client.user_agent));
         let fetcher = Fetcher {
             clients,
             cfg,
             limits,
             host_stats: None,
+            robots,
         };
         Ok(fetcher)
     }
@@ -177,6 +184,15 @@ impl Fetcher {
     /// Once `halt` is cancelled no new attempt starts, and the last result stands.
     pub(crate) async fn fetch(&self, req: &Request, halt: &CancellationToken) -> Report {
         let host = self.limits.host(&host_key(&req.url));
+        if let Some(robots) = &self.robots {
+            let rules = self.robots_rules(robots, &host, &req.url, halt).await;
+            if let Some(delay) = rules.delay() {
+                host.crawl_delay(delay);
+            }
+            if let Err(why) = rules.check(&req.url) {
+                return Report::failed(Failure::RobotsDisallowed(why));
+            }
+        }
         // Exponential caps (250 ms, 500 ms, 1 s, ... 30 s); the wait is drawn below them.
         let mut caps = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(250))
@@ -280,6 +296,52 @@ impl Fetcher {
         }
     }
 
+    /// The rules of `url`'s origin: its robots.txt, fetched by the first request
+    /// that needs it, through the host's limits; the others wait for it.
+    async fn robots_rules(
+        &self,
+        robots: &RobotsCache,
+        host: &HostHandle,
+        url: &Url,
+        halt: &CancellationToken,
+    ) -> Arc<Rules> {
+        let (cell, robots_url) = robots.cell(url);
+        let rules = cell
+            .get_or_init(|| async {
+                let slot = tokio::select! {
+                    biased;
+                    _ = halt.cancelled() => None,
+                    slot = host.acquire() => Some(slot),
+                };
+                let Some(_slot) = slot else {
+                    return Arc::new(Rules::DisallowAll("the run was stopped".into()));
+                };
+                let (head, body) = self
+                    .attempt(&Request::own_get(robots_url.clone()), None)
+                    .await;
+                let status = head.as_ref().map(|h| h.status.as_u16());
+                let why = body
+                    .as_ref()
+                    .err()
+                    .map(|f| f.to_string())
+                    .unwrap_or_default();
+                let text = body
+                    .as_ref()
+                    .map(|b| b.contiguous().into_owned())
+                    .unwrap_or_default();
+                let rules = Rules::from_response(&robots.agent, status, &text, &why);
+                if let Rules::DisallowAll(why) = &rules {
+                    tracing::warn!(
+                        "{}: {why}; its URLs are disallowed for this run (--robots)",
+                        redacted(&robots_url)
+                    );
+                }
+                Arc::new(rules)
+            })
+            .await;
+        rules.clone()
+    }
+
     /// `--auto-throttle`: what this attempt says about the host's load.
     fn throttle(
         &self,
@@ -345,9 +407,19 @@ impl Fetcher {
     ) -> Result<Body, Failure> {
         let start = Instant::now();
         let mut url = req.url.clone();
-        let mut body = req.body.clone().or_else(|| self.cfg.data.clone());
-        let mut method = self.method_for(req, body.is_some());
-        let mut headers = self.cfg.headers.clone();
+        let options = req.options;
+        let mut body = req
+            .body
+            .clone()
+            .or_else(|| self.cfg.data.clone().filter(|_| options));
+        let mut method = match options {
+            true => self.method_for(req, body.is_some()),
+            false => req.method.clone().unwrap_or(Method::GET),
+        };
+        let mut headers = match options {
+            true => self.cfg.headers.clone(),
+            false => HeaderMap::new(),
+        };
         for (name, value) in &req.headers {
             headers.insert(name.clone(), value.clone());
         }

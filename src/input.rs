@@ -374,6 +374,7 @@ fn request_from(raw: RawRequest, url: Url) -> Result<Request, Failure> {
         method,
         headers,
         body,
+        options: true,
     })
 }
 

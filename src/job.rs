@@ -42,6 +42,9 @@ pub struct Request {
     pub method: Option<Method>,
     pub headers: HeaderMap,
     pub body: Option<Vec<u8>>,
+    /// Whether `-X`, `-H` and `-d` apply (not to trawl's own requests, such as
+    /// robots.txt).
+    pub options: bool,
 }
 
 impl Request {
@@ -52,6 +55,15 @@ impl Request {
             method: None,
             headers: HeaderMap::new(),
             body: None,
+            options: true,
+        }
+    }
+
+    /// A plain GET of `url` that no command-line option changes.
+    pub(crate) fn own_get(url: Url) -> Request {
+        Request {
+            options: false,
+            ..Request::get(url)
         }
     }
 }

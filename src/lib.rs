@@ -38,6 +38,7 @@ mod ratelimit;
 mod record;
 mod resolve;
 mod resume;
+mod robots;
 pub mod schema;
 mod shard;
 mod since;

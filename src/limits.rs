@@ -57,6 +57,8 @@ struct HostState {
     rate: Option<Pacer>,
     /// `--auto-throttle`: the adaptive rate, in place of `rate`.
     throttle: Option<Throttle>,
+    /// `--robots`: the spacing its `Crawl-delay` asks for.
+    crawl_delay: std::sync::OnceLock<Pacer>,
     /// Consecutive transport failures (any response resets it).
     failures: AtomicU32,
     /// Set by `Retry-After`: no request to this host starts before it.
@@ -84,6 +86,14 @@ impl Pacer {
     }
 
     /// Take the next start slot: the grid's next one, or now if the grid is behind.
+    /// Starts `interval` apart.
+    pub(crate) fn with_interval(interval: Duration) -> Pacer {
+        Pacer {
+            interval: interval.max(Duration::from_nanos(1)),
+            next: Mutex::new(None),
+        }
+    }
+
     pub(crate) fn reserve(&self) -> Instant {
         let now = Instant::now();
         let mut next = self.next.lock().expect("pacer lock");
@@ -147,6 +157,7 @@ impl Limits {
                             .map(|r| r.count.get() as f64 / r.per.as_secs_f64());
                         Throttle::new(ceiling)
                     }),
+                    crawl_delay: std::sync::OnceLock::new(),
                     failures: AtomicU32::new(0),
                     paused_until: Mutex::new(None),
                     probed: AtomicBool::new(false),
@@ -191,7 +202,8 @@ impl HostState {
             .lock()
             .expect("pause lock")
             .is_some_and(|t| t > now);
-        let recent = self.rate.as_ref().is_some_and(|p| p.busy(now));
+        let recent = self.rate.as_ref().is_some_and(|p| p.busy(now))
+            || self.crawl_delay.get().is_some_and(|p| p.busy(now));
         // A host whose rate was cut keeps what it taught.
         let learned = self
             .throttle
@@ -284,6 +296,9 @@ impl HostHandle {
         if let Some(throttle) = &self.state.throttle {
             throttle.wait().await;
         }
+        if let Some(delay) = self.state.crawl_delay.get() {
+            delay.wait().await;
+        }
         let global = self
             .limits
             .global
@@ -311,6 +326,14 @@ impl HostHandle {
                 Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
                 _ => return,
             }
+        }
+    }
+
+    /// `--robots`: space this host's request starts by its `Crawl-delay` at
+    /// least, whatever else allows (set once; later calls keep the first).
+    pub(crate) fn crawl_delay(&self, delay: Duration) {
+        if self.state.crawl_delay.get().is_none() {
+            let _ = self.state.crawl_delay.set(Pacer::with_interval(delay));
         }
     }
 

@@ -6,16 +6,29 @@ use std::time::{Duration, Instant};
 
 use crate::support::{lines, run, serve};
 
-/// Answers `/spent` with `headers` (a budget at zero, reset in 1 s) and
-/// anything else with a plain 200; keeps each request's path and arrival.
-async fn budget_server(
-    headers: &'static [(&'static str, &'static str)],
-) -> (u16, Arc<Mutex<Vec<(String, Instant)>>>) {
-    let log: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+/// Each request's path and arrival.
+type Log = Arc<Mutex<Vec<(String, Instant)>>>;
+
+/// Serve `answer(path)`, keeping each request's path and arrival.
+async fn logged<F>(answer: F) -> (u16, Log)
+where
+    F: Fn(&str) -> hyper::Response<String> + Clone + Send + Sync + 'static,
+{
+    let log: Log = Arc::default();
     let seen = log.clone();
     let port = serve(move |req| {
         let path = req.uri().path().to_owned();
         seen.lock().unwrap().push((path.clone(), Instant::now()));
+        answer(&path)
+    })
+    .await;
+    (port, log)
+}
+
+/// Answers `/spent` with `headers` (a budget at zero, reset in 1 s) and
+/// anything else with a plain 200.
+async fn budget_server(headers: &'static [(&'static str, &'static str)]) -> (u16, Log) {
+    logged(move |path| {
         let mut response = hyper::Response::builder();
         if path == "/spent" {
             for (k, v) in headers {
@@ -24,8 +37,7 @@ async fn budget_server(
         }
         response.body("ok\n".to_owned()).unwrap()
     })
-    .await;
-    (port, log)
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,4 +236,86 @@ async fn auto_throttle_finds_a_hidden_limit_and_stays_under_it() {
     assert!(lowest <= last);
     assert_eq!(hosts["status_429"].as_u64(), Some(refused as u64));
     eprintln!("{refused} 429s; {span:.2} s (ideal {ideal:.2}); final rate {last}, lowest {lowest}");
+}
+
+/// A site whose robots.txt is `robots` with `status`.
+async fn site_with_robots(status: u16, robots: &'static str) -> (u16, Log) {
+    logged(move |path| {
+        let (code, body) = match path {
+            "/robots.txt" => (status, robots.to_owned()),
+            _ => (200, "page\n".to_owned()),
+        };
+        hyper::Response::builder().status(code).body(body).unwrap()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robots_txt_is_obeyed_per_agent_and_disallowed_inputs_never_reach_the_server() {
+    let robots = "User-agent: trawl\nDisallow: /private\nAllow: /private/ok\nCrawl-delay: 0.3\n\n\
+                  User-agent: *\nDisallow: /\n";
+    let (port, log) = site_with_robots(200, robots).await;
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let list = lines(["/a", "/private/x", "/private/ok/y", "/b", "/private"].map(url));
+    let ours = run(&["--robots", "-c", "8"], &list).await;
+    let kinds: Vec<Option<&str>> = (0..5)
+        .map(|i| ours.at(i).error.as_ref().map(|e| e.kind.as_str()))
+        .collect();
+    let no = Some("robots_disallowed");
+    assert_eq!(kinds, [None, no, None, None, no]);
+    assert_eq!(ours.at(1).attempts, None, "never sent");
+    let seen = log.lock().unwrap().clone();
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths.iter().filter(|p| **p == "/robots.txt").count(),
+        1,
+        "{paths:?}"
+    );
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with("/private/x") || *p == "/private"),
+        "{paths:?}"
+    );
+    // Crawl-delay 0.3 s spaces the three allowed pages.
+    let pages: Vec<Instant> = seen
+        .iter()
+        .filter(|(p, _)| p != "/robots.txt")
+        .map(|(_, t)| *t)
+        .collect();
+    for pair in pages.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(
+            gap >= Duration::from_millis(280),
+            "Crawl-delay not kept: {gap:?}"
+        );
+    }
+
+    // Another product token falls to the * group.
+    log.lock().unwrap().clear();
+    let other = run(&["--robots", "-A", "otherbot/2.0"], lines([url("/a")])).await;
+    assert_eq!(other.at(0).error.as_ref().map(|e| e.kind.as_str()), no);
+
+    // A 404 robots.txt allows everything; a 500 one disallows everything, and says so.
+    let (port404, _) = site_with_robots(404, "").await;
+    let open = run(
+        &["--robots"],
+        lines([format!("http://127.0.0.1:{port404}/x")]),
+    )
+    .await;
+    assert!(open.at(0).ok, "{:?}", open.at(0));
+    let (port500, log500) = site_with_robots(500, "").await;
+    let shut = run(
+        &["--robots", "--retries", "0"],
+        lines([format!("http://127.0.0.1:{port500}/x")]),
+    )
+    .await;
+    let error = shut.at(0).error.clone().unwrap();
+    assert_eq!(error.kind.as_str(), "robots_disallowed");
+    assert!(error.message.contains("HTTP 500"), "{}", error.message);
+    assert_eq!(
+        log500.lock().unwrap().len(),
+        1,
+        "only robots.txt was asked for"
+    );
 }
