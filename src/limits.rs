@@ -40,6 +40,8 @@ pub struct Limits {
     host_rate: Option<Rate>,
     per_host: Option<usize>,
     breaker: Option<u32>,
+    /// `-c`.
+    global_cap: usize,
     auto_throttle: bool,
     hosts: Mutex<HostMap>,
     in_flight: AtomicUsize,
@@ -123,6 +125,7 @@ impl Limits {
             host_rate: cfg.host_rate,
             per_host: cfg.per_host.map(|n| n.get()),
             breaker: cfg.circuit_breaker.map(|n| n.get()),
+            global_cap: cfg.concurrency.get(),
             auto_throttle: cfg.auto_throttle,
             hosts: Mutex::new(HostMap {
                 map: HashMap::new(),
@@ -155,7 +158,8 @@ impl Limits {
                         let ceiling = self
                             .host_rate
                             .map(|r| r.count.get() as f64 / r.per.as_secs_f64());
-                        Throttle::new(ceiling)
+                        let most = self.per_host.unwrap_or(self.global_cap);
+                        Throttle::new(ceiling, most)
                     }),
                     crawl_delay: std::sync::OnceLock::new(),
                     failures: AtomicU32::new(0),
@@ -225,6 +229,22 @@ pub struct Slot {
     limits: Arc<Limits>,
     _global: OwnedSemaphorePermit,
     _host: Option<OwnedSemaphorePermit>,
+    /// `--auto-throttle`: counted in the host's adaptive in-flight cap.
+    _turn: Option<Turn>,
+}
+
+/// A place in a host's adaptive in-flight cap; given back when dropped, also
+/// when the wait for the other limits is abandoned.
+struct Turn {
+    state: Arc<HostState>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(throttle) = &self.state.throttle {
+            throttle.leave();
+        }
+    }
 }
 
 impl std::fmt::Debug for Slot {
@@ -293,7 +313,12 @@ impl HostHandle {
         if let Some(rate) = &self.state.rate {
             rate.wait().await;
         }
+        let mut turn = None;
         if let Some(throttle) = &self.state.throttle {
+            throttle.enter().await;
+            turn = Some(Turn {
+                state: self.state.clone(),
+            });
             throttle.wait().await;
         }
         if let Some(delay) = self.state.crawl_delay.get() {
@@ -316,6 +341,7 @@ impl HostHandle {
             limits: self.limits.clone(),
             _global: global,
             _host: host,
+            _turn: turn,
         }
     }
 

@@ -1,7 +1,8 @@
 //! `--auto-throttle`: each host's start rate found from its answers.
 //!
 //! - It starts at [`START`] requests per second and doubles after each half
-//!   second's worth of successes (slow start) until the host first pushes back.
+//!   second's worth of successes, or each round of its in-flight cap when that
+//!   is fewer (slow start), until the host first pushes back.
 //! - A 429 or 503 without `Retry-After`, a timeout or a reset halves it. Only
 //!   requests sent after the last cut count, so one burst of refusals halves
 //!   the rate once, not once per refusal.
@@ -16,6 +17,10 @@
 //!   early baseline (a server that slows down before it refuses).
 //! - Rate-limit headers that announce a budget set the rate to what is left of
 //!   it over what is left of the window.
+//!
+//! The host's in-flight cap moves with the rate: it starts at 8, doubles in
+//! slow start, grows by one with each later increase, and halves with each cut
+//! (never below 1, nor above `--per-host`, else `-c`).
 //!
 //! Starts are spaced by the current rate at the moment each request is due, not
 //! reserved ahead, so a rate change applies to the very next start.
@@ -35,6 +40,10 @@ const BASELINE_SAMPLES: u32 = 5;
 pub(crate) struct Throttle {
     state: Mutex<State>,
     ceiling: f64,
+    /// The most requests in flight at once the cap may grow to.
+    most_in_flight: usize,
+    /// Wakes requests waiting for the in-flight cap.
+    room: tokio::sync::Notify,
 }
 
 struct State {
@@ -52,6 +61,10 @@ struct State {
     baseline: Option<Duration>,
     samples: u32,
     recent: Option<Duration>,
+    /// Requests in flight, and how many may be: doubled with the rate in slow
+    /// start, one more per increase after, halved with each cut.
+    in_flight: usize,
+    cap: usize,
 }
 
 /// What a response said about the host's load.
@@ -66,11 +79,15 @@ pub(crate) enum Signal {
 }
 
 impl Throttle {
-    /// `ceiling`: `--host-rate` in requests per second, if given.
-    pub(crate) fn new(ceiling: Option<f64>) -> Throttle {
+    /// `ceiling`: `--host-rate` in requests per second, if given;
+    /// `most_in_flight`: `--per-host`, else `-c`.
+    pub(crate) fn new(ceiling: Option<f64>, most_in_flight: usize) -> Throttle {
         let ceiling = ceiling.unwrap_or(f64::INFINITY).max(FLOOR);
+        let most_in_flight = most_in_flight.max(1);
         Throttle {
             ceiling,
+            most_in_flight,
+            room: tokio::sync::Notify::new(),
             state: Mutex::new(State {
                 rate: START.min(ceiling),
                 lowest: START.min(ceiling),
@@ -82,8 +99,42 @@ impl Throttle {
                 baseline: None,
                 samples: 0,
                 recent: None,
+                in_flight: 0,
+                cap: (START as usize).min(most_in_flight),
             }),
         }
+    }
+
+    /// The in-flight cap now.
+    #[cfg(test)]
+    fn cap(&self) -> usize {
+        self.state.lock().expect("throttle lock").cap
+    }
+
+    /// Wait until the host has fewer requests in flight than its cap, and count
+    /// one more; [`Throttle::leave`] counts it out.
+    pub(crate) async fn enter(&self) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut s = self.state.lock().expect("throttle lock");
+                if s.in_flight < s.cap {
+                    s.in_flight += 1;
+                    return;
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// A request counted by [`Throttle::enter`] is done.
+    pub(crate) fn leave(&self) {
+        let mut s = self.state.lock().expect("throttle lock");
+        s.in_flight = s.in_flight.saturating_sub(1);
+        drop(s);
+        self.room.notify_one();
     }
 
     /// The current rate and the lowest it has been.
@@ -121,6 +172,7 @@ impl Throttle {
                 }
                 s.cut_from = Some(s.rate);
                 s.rate = (s.rate / 2.0).max(FLOOR);
+                s.cap = (s.cap / 2).max(1);
                 s.slow_start = false;
                 s.last_cut = Some(Instant::now());
                 s.successes = 0.0;
@@ -141,6 +193,9 @@ impl Throttle {
                     s.successes = 0.0;
                     if !s.slowed_down() {
                         s.rate = s.grown().min(self.ceiling);
+                        let cap = if s.slow_start { s.cap * 2 } else { s.cap + 1 };
+                        s.cap = cap.min(self.most_in_flight);
+                        self.room.notify_waiters();
                     }
                 }
             }
@@ -152,11 +207,20 @@ impl Throttle {
 
 impl State {
     /// Successes between two increases: half a second's worth while doubling or
-    /// climbing back, a second's worth while probing above the last cut.
+    /// climbing back (in slow start no more than the in-flight cap), a second's
+    /// worth while probing above the last cut.
     fn window(&self) -> f64 {
         let probing = !self.slow_start && self.cut_from.is_some_and(|p| self.rate >= 0.9 * p);
         let seconds = if probing { 1.0 } else { 0.5 };
-        (self.rate * seconds).max(1.0)
+        let window = self.rate * seconds;
+        // In slow start, at most one round of the in-flight cap: a fast host is
+        // ramped up per round trip, as TCP does, not per half second.
+        let window = if self.slow_start {
+            window.min(self.cap as f64)
+        } else {
+            window
+        };
+        window.max(1.0)
     }
 
     fn grown(&self) -> f64 {
@@ -213,7 +277,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn slow_start_then_halve_then_climb_back_under_the_peak() {
-        let t = Throttle::new(None);
+        let t = Throttle::new(None, 50);
         assert_eq!(t.rates().0, START);
         succeed(&t, 4);
         assert_eq!(t.rates().0, 16.0, "doubles after half a second's worth");
@@ -251,7 +315,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_rate_stays_between_the_floor_and_the_ceiling() {
-        let t = Throttle::new(Some(10.0));
+        let t = Throttle::new(Some(10.0), 50);
         assert_eq!(t.rates().0, 8.0);
         succeed(&t, 100);
         assert_eq!(t.rates().0, 10.0, "capped by --host-rate");
@@ -271,7 +335,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_host_that_slows_down_stops_the_climb() {
-        let t = Throttle::new(None);
+        let t = Throttle::new(None, 50);
         succeed(&t, 4);
         assert_eq!(t.rates().0, 16.0);
         for _ in 0..40 {
@@ -281,8 +345,29 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_in_flight_cap_doubles_grows_and_halves() {
+        let t = Throttle::new(None, 20);
+        assert_eq!(t.cap(), 8);
+        for _ in 0..8 {
+            t.enter().await;
+        }
+        let ninth = tokio::time::timeout(Duration::from_secs(1), t.enter());
+        assert!(ninth.await.is_err(), "a ninth request waits for the cap");
+        t.leave();
+        t.enter().await;
+        succeed(&t, 4);
+        assert_eq!(t.cap(), 16);
+        succeed(&t, 8);
+        assert_eq!(t.cap(), 20, "never above -c / --per-host");
+        t.observe(Signal::Overload {
+            sent: Instant::now(),
+        });
+        assert_eq!(t.cap(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn starts_are_spaced_by_the_current_rate() {
-        let t = Throttle::new(None);
+        let t = Throttle::new(None, 50);
         let start = Instant::now();
         for _ in 0..9 {
             t.wait().await;
