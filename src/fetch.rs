@@ -18,7 +18,7 @@ use crate::clients::{ClientSettings, Clients};
 use crate::failure::Failure;
 use crate::hoststats::HostStats;
 use crate::job::Request;
-use crate::limits::{HostHandle, Limits, Probe, Slot};
+use crate::limits::{HostHandle, Limits, Probe, Slot, host_key};
 use crate::resolve;
 use crate::robots::{RobotsCache, Rules};
 use crate::throttle::Signal;
@@ -118,15 +118,6 @@ pub(crate) struct Fetcher {
     host_stats: Option<Arc<HostStats>>,
     /// `--robots`: each origin's rules.
     robots: Option<RobotsCache>,
-}
-
-/// Per-host politeness key: host name and port.
-pub(crate) fn host_key(url: &Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap_or(""),
-        url.port_or_known_default().unwrap_or(0)
-    )
 }
 
 impl Fetcher {

@@ -14,12 +14,22 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::failure::ErrorKind;
-use crate::record::Record;
 
 /// Hosts tallied one by one (about 500 bytes each).
 const MOST_HOSTS: usize = 10_000;
 /// Latency buckets: 4 per doubling from 1/8 ms, up to about 35 minutes.
 const BUCKETS: usize = 96;
+
+/// What a written record tells the host stats.
+pub(crate) struct Written<'a> {
+    /// The requested URL.
+    pub(crate) url: &'a str,
+    pub(crate) ok: bool,
+    pub(crate) failure: Option<ErrorKind>,
+    pub(crate) bytes: u64,
+    /// The fetch's time, when it made a request.
+    pub(crate) latency_ms: Option<f64>,
+}
 
 #[derive(Default)]
 pub(crate) struct HostStats {
@@ -179,21 +189,18 @@ impl HostStats {
     }
 
     /// A record was written.
-    pub(crate) fn record(&self, record: &Record) {
-        let Some(url) = record.url.as_deref().and_then(|u| url::Url::parse(u).ok()) else {
+    pub(crate) fn record(&self, written: Written<'_>) {
+        let Some(url) = url::Url::parse(written.url).ok() else {
             return;
         };
-        self.with(&crate::fetch::host_key(&url), |t| {
+        self.with(&crate::limits::host_key(&url), |t| {
             t.records += 1;
-            t.ok += u64::from(record.ok);
-            if let Some(kind) = record.error_kind() {
+            t.ok += u64::from(written.ok);
+            if let Some(kind) = written.failure {
                 *t.failures.entry(kind).or_default() += 1;
             }
-            t.bytes += record.bytes.unwrap_or(0);
-            if let Some(ms) = record
-                .elapsed_ms
-                .filter(|_| record.attempts.unwrap_or(0) > 0)
-            {
+            t.bytes += written.bytes;
+            if let Some(ms) = written.latency_ms {
                 t.latency[bucket(ms)] += 1;
             }
         });
@@ -270,15 +277,13 @@ fn notable(lines: &[HostLine]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn record(url: &str, ok: bool, ms: f64) -> Record {
-        Record {
-            url: Some(url.into()),
+    fn record(url: &str, ok: bool, ms: f64) -> Written<'_> {
+        Written {
+            url,
             ok,
-            attempts: Some(1),
-            elapsed_ms: Some(ms),
-            bytes: Some(10),
-            error: (!ok).then(|| crate::failure::Failure::HttpStatus("500".into()).info()),
-            ..Record::default()
+            failure: (!ok).then_some(ErrorKind::HttpStatus),
+            bytes: 10,
+            latency_ms: Some(ms),
         }
     }
 
@@ -286,13 +291,13 @@ mod tests {
     fn hosts_are_tallied_and_percentiles_are_close() {
         let stats = HostStats::default();
         for i in 1..=100 {
-            stats.record(&record("http://a.test/x", true, i as f64));
+            stats.record(record("http://a.test/x", true, i as f64));
             stats.attempt("a.test:80", Some(200));
         }
         stats.attempt("b.test:443", Some(429));
         stats.attempt("b.test:443", Some(503));
         stats.paused("b.test:443", Duration::from_millis(1500));
-        stats.record(&record("https://b.test/y", false, 3.0));
+        stats.record(record("https://b.test/y", false, 3.0));
         let lines = stats.lines();
         assert_eq!(lines.len(), 2);
         let (a, b) = (&lines[0], &lines[1]);
@@ -325,7 +330,7 @@ mod tests {
     fn hosts_past_the_cap_share_one_line() {
         let stats = HostStats::default();
         for i in 0..MOST_HOSTS + 5 {
-            stats.record(&record(&format!("http://h{i}.test/"), true, 1.0));
+            stats.record(record(&format!("http://h{i}.test/"), true, 1.0));
         }
         let lines = stats.lines();
         assert_eq!(lines.len(), MOST_HOSTS + 1);

@@ -31,6 +31,15 @@ pub(crate) struct LimitSettings {
     pub(crate) auto_throttle: bool,
 }
 
+/// Per-host politeness key: host name and port.
+pub(crate) fn host_key(url: &url::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
 /// Idle host entries are kept up to this many before a prune pass.
 const MIN_PRUNE_AT: usize = 4096;
 

@@ -289,8 +289,16 @@ impl Writer {
 
     fn write(&mut self, record: Record) -> io::Result<()> {
         self.stats.add(&record);
-        if let Some(hosts) = &self.host_stats {
-            hosts.record(&record);
+        if let (Some(hosts), Some(url)) = (&self.host_stats, record.url.as_deref()) {
+            hosts.record(crate::hoststats::Written {
+                url,
+                ok: record.ok,
+                failure: record.error_kind(),
+                bytes: record.bytes.unwrap_or(0),
+                latency_ms: record
+                    .elapsed_ms
+                    .filter(|_| record.attempts.unwrap_or(0) > 0),
+            });
         }
         self.progress.record(record.ok);
         let sink = match (&mut self.outputs.errors, record.ok) {
