@@ -361,6 +361,19 @@ def scenarios(base, tls, tls1, runs, scale, only):
         lines.append(f"Single-stream SHA-256 on this CPU (OpenSSL via hashlib, 256 MiB, hot / cold): {sha256_rates()}.")
         yield (f"{n} bodies of 1 MiB, c=16, sha256 each", "\n".join(lines))
 
+    if want("large"):
+        # Bodies larger than trawl hashes whole (2 MiB): hashed as they arrive and
+        # let go, so memory follows -c, not the body size.
+        n = max(48 // scale, 4)
+        urls = [f"{base}/b/33554432?i={i}" for i in range(n)]
+        tools = peers("large", urls, 16, trawl_extra=("--max-body", "64MiB"), want=("trawl", "aiohttp"))
+        res = run_scenario("large", tools, runs)
+        lines = [table(res), ""]
+        rss = med(res["trawl"], "rss")
+        lines.append(verdict(rss <= 128, f"trawl peak RSS {rss:.1f} MiB for {n} x 32 MiB at -c 16 "
+                                         f"(target <= 128: a few pieces per fetch, not 16 whole bodies = 512 MiB)"))
+        yield (f"{n} bodies of 32 MiB, c=16, sha256 each", "\n".join(lines))
+
     if want("rate"):
         n = 2000 // scale
         server_get(base, "/reset")

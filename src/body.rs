@@ -2,22 +2,82 @@
 
 use bytes::Bytes;
 
+use crate::digest::Running;
+use crate::values::HashKind;
+
 /// A decoded body, kept as the chunks it arrived in. Copying them into one
 /// buffer cost a large allocation per body (for 1 MiB: an mmap, 256 page faults
 /// and an munmap in glibc) on top of the copy; hashing works chunk by chunk.
-#[derive(Debug, Clone, Default)]
+///
+/// A large body may have been hashed in pieces while it arrived (`tap.rs`):
+/// then `begun` holds that digest, which has taken every byte before
+/// `chunks[from..]`. When nothing needs the body whole, the pieces hashed were
+/// let go, and `chunks` holds only the rest.
+#[derive(Clone, Default)]
 pub(crate) struct Body {
     chunks: Vec<Bytes>,
     len: usize,
+    begun: Option<(Running, usize)>,
+    /// Bytes hashed as they arrived and let go: not in `chunks`.
+    released: usize,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body")
+            .field("len", &self.len)
+            .field("chunks", &self.chunks.len())
+            .field("released", &self.released)
+            .finish()
+    }
 }
 
 impl Body {
+    /// A body whose first `taken` chunks a digest has already taken (of
+    /// `released` bytes let go before `chunks`, and the kept `chunks`).
+    pub(crate) fn begun(
+        chunks: Vec<Bytes>,
+        running: Running,
+        taken: usize,
+        released: usize,
+    ) -> Body {
+        let len = released + chunks.iter().map(Bytes::len).sum::<usize>();
+        Body {
+            chunks,
+            len,
+            begun: Some((running, taken)),
+            released,
+        }
+    }
+
+    /// Its length in bytes, including bytes hashed and let go.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
+    /// The bytes held in memory.
+    pub(crate) fn held(&self) -> usize {
+        self.len - self.released
+    }
+
+    /// Every chunk of the body; only for a body kept whole.
     pub(crate) fn chunks(&self) -> &[Bytes] {
+        debug_assert_eq!(self.released, 0, "the body was hashed and let go");
         &self.chunks
+    }
+
+    /// Whether a digest of it was begun as it arrived.
+    pub(crate) fn is_begun(&self) -> bool {
+        self.begun.is_some()
+    }
+
+    /// The digest begun as it arrived, finished: `None` if none was begun, or
+    /// one of another kind.
+    pub(crate) fn finish_digest(&self, kind: HashKind) -> Option<String> {
+        let (running, taken) = self.begun.as_ref().filter(|(r, _)| r.kind() == kind)?;
+        let mut running = running.clone();
+        self.chunks[*taken..].iter().for_each(|c| running.update(c));
+        Some(running.finish_hex())
     }
 
     pub(crate) fn push(&mut self, chunk: Bytes) {
@@ -27,7 +87,7 @@ impl Body {
 
     /// The body in one piece: free when it arrived in one chunk, a copy otherwise.
     pub(crate) fn contiguous(&self) -> std::borrow::Cow<'_, [u8]> {
-        match self.chunks.as_slice() {
+        match self.chunks() {
             [] => std::borrow::Cow::Borrowed(&[]),
             [one] => std::borrow::Cow::Borrowed(one),
             many => std::borrow::Cow::Owned(many.concat()),

@@ -21,6 +21,7 @@ use crate::job::Request;
 use crate::limits::{HostHandle, Limits, Probe, Slot, host_key};
 use crate::resolve;
 use crate::robots::{RobotsCache, Rules};
+use crate::tap::Tap;
 use crate::throttle::Signal;
 use crate::values::StatusSet;
 
@@ -173,7 +174,13 @@ impl Fetcher {
 
     /// Fetch with retries. Each attempt passes the host and global limits again.
     /// Once `halt` is cancelled no new attempt starts, and the last result stands.
-    pub(crate) async fn fetch(&self, req: &Request, halt: &CancellationToken) -> Report {
+    /// With a `tap`, a large body is hashed as it arrives.
+    pub(crate) async fn fetch(
+        &self,
+        req: &Request,
+        halt: &CancellationToken,
+        tap: Option<&Tap>,
+    ) -> Report {
         let host = self.limits.host(&host_key(&req.url));
         if let Some(robots) = &self.robots {
             let rules = self.robots_rules(robots, &host, &req.url, halt).await;
@@ -220,7 +227,7 @@ impl Fetcher {
             first_start.get_or_insert_with(Instant::now);
             attempts += 1;
             let sent = Instant::now();
-            let (head, body) = self.attempt(req, probe).await;
+            let (head, body) = self.attempt(req, probe, tap).await;
             self.note_health(&host, head.as_ref(), &body);
             self.throttle(&host, sent, head.as_ref(), &body);
             if attempts > self.cfg.retries
@@ -308,7 +315,7 @@ impl Fetcher {
                     return Arc::new(Rules::DisallowAll("the run was stopped".into()));
                 };
                 let (head, body) = self
-                    .attempt(&Request::own_get(robots_url.clone()), None)
+                    .attempt(&Request::own_get(robots_url.clone()), None, None)
                     .await;
                 let status = head.as_ref().map(|h| h.status.as_u16());
                 let why = body
@@ -376,10 +383,10 @@ impl Fetcher {
     }
 
     /// One attempt: request, redirects, body; bounded by `--timeout` as a whole.
-    async fn attempt(&self, req: &Request, probe: Option<Probe<'_>>) -> Outcome {
+    async fn attempt(&self, req: &Request, probe: Option<Probe<'_>>, tap: Option<&Tap>) -> Outcome {
         let mut head = None;
         let timeout = self.cfg.timeout;
-        let inner = self.attempt_inner(req, &mut head, probe);
+        let inner = self.attempt_inner(req, &mut head, probe, tap);
         let body = match tokio::time::timeout(timeout, inner).await {
             Ok(body) => body,
             Err(_) => Err(Failure::Timeout(format!(
@@ -395,6 +402,7 @@ impl Fetcher {
         req: &Request,
         head: &mut Option<Head>,
         mut probe: Option<Probe<'_>>,
+        tap: Option<&Tap>,
     ) -> Result<Body, Failure> {
         let start = Instant::now();
         let mut url = req.url.clone();
@@ -457,7 +465,7 @@ impl Fetcher {
             url = next;
         };
         *head = Some(head_of(&response, url, redirects, start));
-        read_body(response, self.cfg.max_body).await
+        crate::tap::read_body(response, self.cfg.max_body, tap).await
     }
 }
 
@@ -478,7 +486,7 @@ fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) 
         last_modified: text(header::LAST_MODIFIED),
         redirects,
         ttfb: start.elapsed(),
-        retry_after: retry_after(headers),
+        retry_after: crate::ratelimit::retry_after(headers),
         rate_limited: crate::ratelimit::exhausted(headers, unix_now()),
         budget: crate::ratelimit::budget(headers, unix_now()),
     }
@@ -504,19 +512,6 @@ fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, Fa
     }
 }
 
-/// Read the decoded body, stopping as soon as it exceeds `max` bytes (so a
-/// decompression bomb is never inflated past the limit).
-async fn read_body(mut response: Response, max: u64) -> Result<Body, Failure> {
-    let mut body = Body::default();
-    while let Some(chunk) = response.chunk().await.map_err(classify)? {
-        if (body.len() + chunk.len()) as u64 > max {
-            return Err(Failure::BodyTooLarge(max));
-        }
-        body.push(chunk);
-    }
-    Ok(body)
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -527,19 +522,6 @@ fn unix_now() -> u64 {
 /// failed together do not retry together.
 fn full_jitter(cap: Duration) -> Duration {
     Duration::from_micros(rand::random_range(0..=cap.as_micros() as u64))
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 fn is_transport(f: &Failure) -> bool {
@@ -561,38 +543,9 @@ pub(crate) fn redacted(url: &Url) -> Url {
     url
 }
 
-/// `"1.1"`, `"2"`: the record's `http_version`.
-pub(crate) fn version_name(v: Version) -> &'static str {
-    match v {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_11 => "1.1",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "unknown",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
-
-    #[test]
-    fn retry_after_forms() {
-        let mut h = HeaderMap::new();
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let later = std::time::SystemTime::now() + Duration::from_secs(120);
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
-        );
-        let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
-    }
 
     #[test]
     fn jitter_stays_below_the_cap_and_varies() {
@@ -630,7 +583,9 @@ mod tests {
             .unwrap()
             .2
             .unwrap();
-        let report = fetcher.fetch(&request, &CancellationToken::new()).await;
+        let report = fetcher
+            .fetch(&request, &CancellationToken::new(), None)
+            .await;
         let failure = report.body.unwrap_err();
         assert_eq!(failure.kind(), crate::failure::ErrorKind::Dns, "{failure}");
         assert!(failure.to_string().contains("not known"), "{failure}");

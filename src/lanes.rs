@@ -19,7 +19,14 @@ use crate::output::Finished;
 use crate::process::{self, ProcessSettings};
 use crate::record::{self, Record};
 use crate::since::{self, Since};
+use crate::tap::Piece;
 use crate::values::{HashKind, StatusSet};
+
+/// What a lane does: hash a piece of a body still arriving, or process a body.
+pub(crate) enum Task {
+    Piece(Piece),
+    Work(Box<Work>),
+}
 
 /// A fetched body waiting for a processing lane. Its report still holds the
 /// request's concurrency slot until a lane takes it, and `budget` is its share
@@ -108,16 +115,24 @@ pub(crate) async fn unmodified(p: &Processing, job: Job, report: Report, prev: &
 /// be computed together.
 pub(crate) fn lane(
     p: &Processing,
-    work: &Mutex<mpsc::Receiver<Work>>,
+    work: &Mutex<mpsc::Receiver<Task>>,
     tx: &mpsc::Sender<Finished>,
     together: hash::Together,
 ) {
     let most = cores() * LaneBudget::PER_LANE;
+    let mut tasks = Vec::with_capacity(most);
     let mut batch = Vec::with_capacity(most);
     loop {
-        take(work, &mut batch, most);
-        if batch.is_empty() {
+        take(work, &mut tasks, most);
+        if tasks.is_empty() {
             return;
+        }
+        for task in tasks.drain(..) {
+            match task {
+                // A panic drops the piece's way back: its fetch fails on its own.
+                Task::Piece(piece) => drop(guarded(|| piece.hash())),
+                Task::Work(work) => batch.push(*work),
+            }
         }
         // Handed over: the requests' concurrency slots can go to the next ones.
         batch.iter_mut().for_each(|w| drop(w.report.slot.take()));
@@ -140,7 +155,7 @@ pub(crate) fn lane(
 /// hashed together; see the README's Performance section). The price: the last
 /// batch of a run may be processed by one lane while another is idle.
 /// Leaves `batch` empty once the queue is closed and drained.
-fn take(work: &Mutex<mpsc::Receiver<Work>>, batch: &mut Vec<Work>, most: usize) {
+fn take(work: &Mutex<mpsc::Receiver<Task>>, batch: &mut Vec<Task>, most: usize) {
     // A lane waiting for work holds the lock; the others wait for it.
     let mut queue = work.lock().unwrap_or_else(|e| e.into_inner());
     let Some(first) = queue.blocking_recv() else {
@@ -163,7 +178,10 @@ fn sha256_together(
     batch: &[Work],
     mode: hash::Together,
 ) -> Vec<Option<String>> {
-    let bodies: Option<Vec<&Body>> = batch.iter().map(|w| w.report.body.as_ref().ok()).collect();
+    let bodies: Option<Vec<&Body>> = batch
+        .iter()
+        .map(|w| w.report.body.as_ref().ok().filter(|b| !b.is_begun()))
+        .collect();
     if settings.hash == HashKind::Sha256
         && batch.len() > 1
         && let Some(bodies) = bodies

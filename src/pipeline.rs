@@ -25,7 +25,9 @@ use crate::fetch::{Fetcher, Report};
 use crate::hash;
 use crate::hoststats::HostStats;
 use crate::input::{self, Job, Source};
-use crate::lanes::{LaneBudget, Processing, Work, cores, lane, not_started, processed, unmodified};
+use crate::lanes::{
+    LaneBudget, Processing, Task, Work, cores, lane, not_started, processed, unmodified,
+};
 use crate::output::{self, Finished, Outputs, WriterSetup, Written};
 use crate::process;
 use crate::progress::Progress;
@@ -33,6 +35,8 @@ use crate::record::Record;
 use crate::resume::{IndexSet, Resumed};
 use crate::since::{self, Since};
 use crate::summary::Stop;
+use crate::tap::Tap;
+use crate::values::HashKind;
 
 /// Stop controls shared by the stages.
 #[derive(Clone)]
@@ -55,7 +59,9 @@ pub(crate) fn window_size(concurrency: usize) -> usize {
 #[derive(Clone)]
 struct Sinks {
     processing: Arc<Processing>,
-    lanes: mpsc::Sender<Work>,
+    lanes: mpsc::Sender<Task>,
+    /// Hashes large bodies as they arrive (unless `--hash none`).
+    tap: Option<Tap>,
     budget: Arc<LaneBudget>,
     writer: mpsc::Sender<Finished>,
 }
@@ -149,7 +155,7 @@ pub(crate) async fn run(
     // takes its next body at once instead of through three thread wake-ups
     // (permit, stage, pool); see the README's Performance section.
     let queue = cores() * LaneBudget::PER_LANE;
-    let (work_tx, work_rx) = mpsc::channel::<Work>(queue);
+    let (work_tx, work_rx) = mpsc::channel::<Task>(queue);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let together = hash::Together::from_env();
     let processing = Arc::new(Processing {
@@ -163,8 +169,22 @@ pub(crate) async fn run(
             tokio::task::spawn_blocking(move || lane(&p, &work, &tx, together))
         })
         .collect();
+    let tap = (cfg.process.hash != HashKind::None).then(|| Tap {
+        kind: cfg.process.hash,
+        keep: process::needs_whole_body(&cfg.process) || cfg.process.save.is_some(),
+        lanes: {
+            let lanes = work_tx.clone();
+            Arc::new(move |piece| {
+                let lanes = lanes.clone();
+                Box::pin(async move {
+                    let _ = lanes.send(Task::Piece(piece)).await;
+                })
+            })
+        },
+    });
     let sinks = Sinks {
         processing,
+        tap,
         lanes: work_tx,
         budget: Arc::new(LaneBudget::new(cores())),
         writer: to_writer,
@@ -323,7 +343,7 @@ async fn fetch_one(
         (Some(since), Ok(request)) => since.lookup(request.url.as_str()).map(Box::new),
         _ => None,
     };
-    let (mut report, asked) = send(&fetcher, &job, prev.as_deref(), &controls).await;
+    let (mut report, asked) = send(&fetcher, &job, prev.as_deref(), &sinks, &controls).await;
     let not_modified = asked && report.head.as_ref().is_some_and(|h| h.status == 304);
     let heavy = match &report.body {
         Ok(body) => process::needed(&p.settings) && !process::is_light(&p.settings, body.len()),
@@ -335,8 +355,8 @@ async fn fetch_one(
             unmodified(p, job, report, &prev).await
         }
         (_, prev) if heavy => {
-            let len = report.body.as_ref().map_or(0, |b| b.len());
-            let budget = sinks.budget.room(len).await;
+            let held = report.body.as_ref().map_or(0, |b| b.held());
+            let budget = sinks.budget.room(held).await;
             let work = Work {
                 job,
                 report,
@@ -344,7 +364,7 @@ async fn fetch_one(
                 window,
                 _budget: budget,
             };
-            let _ = sinks.lanes.send(work).await;
+            let _ = sinks.lanes.send(Task::Work(Box::new(work))).await;
             return;
         }
         (_, prev) => {
@@ -364,6 +384,7 @@ async fn send(
     fetcher: &Fetcher,
     job: &Job,
     prev: Option<&Record>,
+    sinks: &Sinks,
     controls: &Controls,
 ) -> (Report, bool) {
     let request = match &job.request {
@@ -390,7 +411,7 @@ async fn send(
         _ = controls.abort.cancelled() => {
             Report::failed(Failure::Cancelled("in flight when the run was stopped".into()))
         }
-        report = Box::pin(fetcher.fetch(&request, &controls.halt)) => report,
+        report = Box::pin(fetcher.fetch(&request, &controls.halt, sinks.tap.as_ref())) => report,
     };
     (report, asked)
 }

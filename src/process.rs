@@ -47,7 +47,7 @@ pub(crate) fn needed(cfg: &ProcessSettings) -> bool {
 }
 
 /// Whether anything beyond hashing is asked for (which needs the body in one piece).
-fn needs_whole_body(cfg: &ProcessSettings) -> bool {
+pub(crate) fn needs_whole_body(cfg: &ProcessSettings) -> bool {
     cfg.body || parses_body(cfg)
 }
 
@@ -79,8 +79,18 @@ pub(crate) fn process(
 ) -> Result<Processed, Failure> {
     let mut out = Processed::default();
     match cfg.hash {
-        HashKind::Sha256 => out.sha256 = Some(sha256.unwrap_or_else(|| hash::sha256_hex(body))),
-        HashKind::Blake3 => out.blake3 = Some(hash::blake3_hex(body)),
+        HashKind::Sha256 => {
+            let begun = || body.finish_digest(HashKind::Sha256);
+            out.sha256 = Some(
+                sha256
+                    .or_else(begun)
+                    .unwrap_or_else(|| hash::sha256_hex(body)),
+            )
+        }
+        HashKind::Blake3 => {
+            let begun = body.finish_digest(HashKind::Blake3);
+            out.blake3 = Some(begun.unwrap_or_else(|| hash::blake3_hex(body)))
+        }
         HashKind::None => {}
     }
     if let Some(dir) = &cfg.save

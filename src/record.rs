@@ -128,7 +128,7 @@ pub(crate) fn assemble(
             r.final_url = Some(head.final_url.into());
         }
         r.status = Some(head.status.as_u16());
-        r.http_version = Some(crate::fetch::version_name(head.version).to_owned());
+        r.http_version = Some(version_name(head.version).to_owned());
         r.content_type = head.content_type;
         r.redirects = Some(head.redirects);
         r.ttfb_ms = Some(millis(head.ttfb));
@@ -165,6 +165,18 @@ pub(crate) fn assemble(
 /// Milliseconds with microsecond precision, for `elapsed_ms` and `ttfb_ms`.
 pub(crate) fn millis(d: std::time::Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
+}
+
+/// `"1.1"`, `"2"`: the record's `http_version`.
+pub(crate) fn version_name(v: reqwest::Version) -> &'static str {
+    match v {
+        reqwest::Version::HTTP_09 => "0.9",
+        reqwest::Version::HTTP_10 => "1.0",
+        reqwest::Version::HTTP_11 => "1.1",
+        reqwest::Version::HTTP_2 => "2",
+        reqwest::Version::HTTP_3 => "3",
+        _ => "unknown",
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod fleet;
 mod footguns;
 mod http2;
 mod inputs;
+mod large;
 mod names;
 mod outputs;
 mod politeness;
