@@ -34,7 +34,7 @@ fn long_version() -> &'static str {
     static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TEXT.get_or_init(|| {
         format!(
-            "{}\nsha256 of similar bodies together: {}",
+            "{}\nsha256 of similar bodies: {}",
             env!("CARGO_PKG_VERSION"),
             crate::hash::kernel()
         )

@@ -1,13 +1,17 @@
 //! Digests of fetched bodies. One body is hashed with `sha2`. A processing lane
 //! that holds several bodies of similar size hashes their SHA-256 together with
 //! `tape-sha256`, which runs independent messages in lockstep, one per lane of
-//! the CPU's SHA or vector unit (SHA-NI x4, AVX2 x8, AVX-512 x16, NEON): several
-//! bodies read at once keep the unit and the memory busy where one stream waits.
-//! The lanes hold few bodies (a couple per processing lane, to bound memory), so
-//! a batch is small whatever the kernel's width. `TRAWL_HASH_TOGETHER=always|never`
-//! forces either path (tests and CI use it, so both run on every CPU).
+//! the CPU's SHA or vector unit (SHA-NI x4, AVX2 x8, AVX-512 x16, NEON), where
+//! that is measured to pay on the CPU at hand: each run times the kernel on 2,
+//! 3 and 4 bodies against `sha2` once ([`group`]) and hashes together only
+//! groups at least that large. The lanes hold few bodies (a couple per lane, to
+//! bound memory), so a group is small whatever the kernel's width.
+//! `TRAWL_HASH_TOGETHER=always|never` forces either path (tests and CI use it,
+//! so both run on every CPU).
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use sha2::Digest;
 
@@ -34,13 +38,63 @@ pub(crate) fn kernel_width() -> usize {
     tape_sha256::lane_width().max(1)
 }
 
-/// The multi-buffer kernel in use, for `--version` and benchmark results.
+/// The multi-buffer kernel in use and the group size measured for it, for
+/// `--version` and benchmark results.
 pub(crate) fn kernel() -> String {
+    let group = match group(Together::Auto) {
+        Some(n) => format!("together from {n} bodies on"),
+        None => "never together (no gain measured)".to_owned(),
+    };
     format!(
-        "tape-sha256 {} (width {})",
+        "tape-sha256 {} (width {}), {group}",
         tape_sha256::backend(),
         kernel_width()
     )
+}
+
+/// The fewest bodies worth hashing together on this CPU: `None` if hashing
+/// together does not pay. Measured once per run (`calibrate`), unless forced.
+pub(crate) fn group(mode: Together) -> Option<usize> {
+    static MEASURED: OnceLock<Option<usize>> = OnceLock::new();
+    match mode {
+        Together::Always => Some(2),
+        Together::Never => None,
+        Together::Auto => *MEASURED.get_or_init(calibrate),
+    }
+}
+
+/// The smallest group (2 to 4 bodies) that the kernel hashes at least 10%
+/// faster than `sha2` one by one. The kernel's width does not tell: on an Intel
+/// Xeon with AVX-512 (width 16) and SHA-NI, 2 or 3 bodies together were 4%
+/// slower than one by one and 4 were 22% faster hot, 60% cold (the SHA-NI
+/// four-stream kernel). About half a millisecond, on 16 KiB messages in cache;
+/// the fastest of five tries of each, so a busy core rarely tips it.
+fn calibrate() -> Option<usize> {
+    let messages: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 16 << 10]).collect();
+    let fastest = |work: &dyn Fn()| {
+        (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                work();
+                start.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    };
+    (2..=4).find(|&n| {
+        let slices: Vec<&[u8]> = messages[..n].iter().map(Vec::as_slice).collect();
+        let alone = fastest(&|| {
+            for m in &slices {
+                std::hint::black_box(sha2::Sha256::digest(m));
+            }
+        });
+        let together = fastest(&|| {
+            let mut digests = vec![[0u8; 32]; n];
+            tape_sha256::hash_many(&slices, &mut digests);
+            std::hint::black_box(digests);
+        });
+        together.mul_f64(1.1) < alone
+    })
 }
 
 /// Whether a batch is hashed together.
@@ -70,9 +124,8 @@ impl Together {
 pub(crate) fn sha256_hex_many(bodies: &[&Body], mode: Together) -> Vec<String> {
     let lens: Vec<usize> = bodies.iter().map(|b| b.len()).collect();
     let together = match mode {
-        Together::Auto => worth_hashing_together(&lens),
         Together::Always => bodies.len() > 1,
-        Together::Never => false,
+        _ => group(mode).is_some_and(|n| worth_hashing_together(&lens, n)),
     };
     if !together {
         return bodies.iter().map(|b| sha256_hex(b)).collect();
@@ -89,16 +142,15 @@ pub(crate) fn sha256_hex_many(bodies: &[&Body], mode: Together) -> Vec<String> {
 const LARGEST_TOGETHER: usize = 16 << 20;
 
 /// Whether hashing bodies of these lengths together beats hashing them one by
-/// one. Together, every lane of the kernel runs until the longest body is done,
-/// so the bodies must be of similar size (on average at least 3/5 of the
-/// longest). The kernel's width does not enter: the bodies arrive cold in cache,
-/// and several streams read together beat one even when they fill few of the
-/// kernel's lanes (measured for 2-4 bodies on AVX-512's 16 lanes and on SHA-NI's
-/// 4; see the README's Performance section).
-fn worth_hashing_together(lens: &[usize]) -> bool {
+/// one, where hashing together pays from `group` bodies on. Together, every
+/// lane of the kernel runs until the longest body is done, so the bodies must
+/// be of similar size (on average at least 3/5 of the longest).
+fn worth_hashing_together(lens: &[usize], group: usize) -> bool {
     let longest = lens.iter().copied().max().unwrap_or(0);
     let total: usize = lens.iter().sum();
-    lens.len() > 1 && longest <= LARGEST_TOGETHER && 5 * total > 3 * lens.len() * longest
+    lens.len() >= group.max(2)
+        && longest <= LARGEST_TOGETHER
+        && 5 * total > 3 * lens.len() * longest
 }
 
 #[cfg(test)]
@@ -163,13 +215,35 @@ mod tests {
     #[test]
     fn similar_bodies_go_together_and_lopsided_ones_alone() {
         let mib = 1 << 20;
-        assert!(worth_hashing_together(&[mib; 4]));
-        assert!(worth_hashing_together(&[mib, mib - 100]));
-        assert!(worth_hashing_together(&[mib; 40]), "any count");
-        assert!(!worth_hashing_together(&[mib, 1024, 1024, 1024]));
-        assert!(!worth_hashing_together(&[mib, mib / 8]));
-        assert!(!worth_hashing_together(&[mib]), "one body is hashed alone");
-        assert!(!worth_hashing_together(&[LARGEST_TOGETHER + 1; 4]));
-        assert!(!worth_hashing_together(&[]));
+        assert!(worth_hashing_together(&[mib; 4], 4));
+        assert!(worth_hashing_together(&[mib, mib - 100], 2));
+        assert!(
+            !worth_hashing_together(&[mib, mib - 100], 4),
+            "fewer than the group"
+        );
+        assert!(
+            worth_hashing_together(&[mib; 40], 4),
+            "any count from the group on"
+        );
+        assert!(!worth_hashing_together(&[mib, 1024, 1024, 1024], 2));
+        assert!(!worth_hashing_together(&[mib, mib / 8], 2));
+        assert!(
+            !worth_hashing_together(&[mib], 1),
+            "one body is hashed alone"
+        );
+        assert!(!worth_hashing_together(&[LARGEST_TOGETHER + 1; 4], 2));
+        assert!(!worth_hashing_together(&[], 2));
+    }
+
+    #[test]
+    fn the_group_is_forced_or_measured_within_bounds() {
+        assert_eq!(group(Together::Always), Some(2));
+        assert_eq!(group(Together::Never), None);
+        // Whatever this CPU measures, it is a group the lanes can hold.
+        let measured = group(Together::Auto);
+        assert!(
+            measured.is_none_or(|n| (2..=4).contains(&n)),
+            "{measured:?}"
+        );
     }
 }

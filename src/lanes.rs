@@ -120,10 +120,14 @@ pub(crate) fn lane(
     together: hash::Together,
 ) {
     let most = cores() * LaneBudget::PER_LANE;
+    let gather = match p.settings.hash {
+        HashKind::Sha256 => hash::group(together).filter(|&n| n > 1),
+        _ => None,
+    };
     let mut tasks = Vec::with_capacity(most);
     let mut batch = Vec::with_capacity(most);
     loop {
-        take(work, &mut tasks, most);
+        take(work, &mut tasks, most, gather);
         if tasks.is_empty() {
             return;
         }
@@ -155,7 +159,17 @@ pub(crate) fn lane(
 /// hashed together; see the README's Performance section). The price: the last
 /// batch of a run may be processed by one lane while another is idle.
 /// Leaves `batch` empty once the queue is closed and drained.
-fn take(work: &Mutex<mpsc::Receiver<Task>>, batch: &mut Vec<Task>, most: usize) {
+///
+/// With `gather` (the group of bodies worth hashing together on this CPU), a
+/// lane holding some large bodies but fewer than a group waits up to
+/// [`GATHER_WAIT`] for the rest, so that groups form under load: on 600 x 1 MiB
+/// it cut the CPU time by a tenth (see the README's Performance section).
+fn take(
+    work: &Mutex<mpsc::Receiver<Task>>,
+    batch: &mut Vec<Task>,
+    most: usize,
+    gather: Option<usize>,
+) {
     // A lane waiting for work holds the lock; the others wait for it.
     let mut queue = work.lock().unwrap_or_else(|e| e.into_inner());
     let Some(first) = queue.blocking_recv() else {
@@ -167,6 +181,40 @@ fn take(work: &Mutex<mpsc::Receiver<Task>>, batch: &mut Vec<Task>, most: usize) 
             Ok(next) => batch.push(next),
             Err(_) => break,
         }
+    }
+    let Some(group) = gather else {
+        return;
+    };
+    let large = |batch: &[Task]| batch.iter().filter(|t| is_large(t)).count();
+    if large(batch) == 0 {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + GATHER_WAIT;
+    let runtime = tokio::runtime::Handle::current();
+    while large(batch) < group && batch.len() < most {
+        match runtime.block_on(tokio::time::timeout_at(deadline, queue.recv())) {
+            Ok(Some(next)) => batch.push(next),
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// How long a lane waits for a group of large bodies to form.
+const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Bodies from this size are worth waiting for company: hashing one takes
+/// ~0.15 ms or more, against the wait's millisecond at most.
+const GATHER_FROM: usize = 256 * 1024;
+
+/// A whole body large enough to wait for others to hash it with.
+fn is_large(task: &Task) -> bool {
+    match task {
+        Task::Work(w) => w
+            .report
+            .body
+            .as_ref()
+            .is_ok_and(|b| b.held() >= GATHER_FROM && !b.is_begun()),
+        Task::Piece(_) => false,
     }
 }
 

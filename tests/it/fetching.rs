@@ -205,11 +205,17 @@ async fn processing_hashes_titles_and_bodies() {
 /// Guards hashing bodies together in a lane (hash.rs): each digest must land in
 /// its own record. Bodies of slightly different lengths and content, fetched at
 /// a concurrency that keeps the lanes' queue full, so most are hashed in batches.
+/// Bodies from 256 KiB also make a lane wait a moment for a group to form.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_hashed_together_each_get_their_own_digest() {
+    hashed_together_each_get_their_own_digest((0..64).map(|i| 100_000 + i * 997)).await;
+    hashed_together_each_get_their_own_digest((0..24).map(|i| 270_000 + i * 997)).await;
+}
+
+async fn hashed_together_each_get_their_own_digest(sizes: impl Iterator<Item = usize>) {
     use base64::Engine;
     let server = Server::start().await.unwrap();
-    let sizes: Vec<usize> = (0..64).map(|i| 100_000 + i * 997).collect();
+    let sizes: Vec<usize> = sizes.collect();
     let input = lines(sizes.iter().map(|n| server.url(&format!("/bytes/{n}"))));
     let run = run(&["--body", "-c", "32"], input).await;
     assert_one_per_index(&run.records, sizes.len() as u64);
