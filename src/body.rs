@@ -10,9 +10,9 @@ use crate::values::HashKind;
 /// and an munmap in glibc) on top of the copy; hashing works chunk by chunk.
 ///
 /// A large body may have been hashed in pieces while it arrived (`tap.rs`):
-/// then `begun` holds that digest, which has taken every byte before
-/// `chunks[from..]`. When nothing needs the body whole, the pieces hashed were
-/// let go, and `chunks` holds only the rest.
+/// then `begun` holds that digest and how many of `chunks` it has taken (with
+/// every byte before them). When nothing needs the body whole, the pieces
+/// hashed were let go, and `chunks` holds only the rest.
 #[derive(Clone, Default)]
 pub(crate) struct Body {
     chunks: Vec<Bytes>,

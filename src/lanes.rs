@@ -218,26 +218,32 @@ fn is_large(task: &Task) -> bool {
     }
 }
 
-/// The SHA-256 of each body in the batch when `--hash sha256` asks for it and
-/// there is more than one; `None` leaves hashing to `process`, one body at a time
-/// (also if hashing together panicked: each body then fails on its own).
+/// The SHA-256 of each whole body in the batch when `--hash sha256` asks for it
+/// and there is more than one; `None` leaves hashing to `process`, one body at
+/// a time: a body whose digest was begun as it arrived, and every body if
+/// hashing together panicked (each then fails on its own).
 fn sha256_together(
     settings: &ProcessSettings,
     batch: &[Work],
     mode: hash::Together,
 ) -> Vec<Option<String>> {
-    let bodies: Option<Vec<&Body>> = batch
+    let mut digests = vec![None; batch.len()];
+    let whole: Vec<(usize, &Body)> = batch
         .iter()
-        .map(|w| w.report.body.as_ref().ok().filter(|b| !b.is_begun()))
+        .enumerate()
+        .filter_map(|(i, w)| Some((i, w.report.body.as_ref().ok()?)))
+        .filter(|(_, b)| !b.is_begun())
         .collect();
-    if settings.hash == HashKind::Sha256
-        && batch.len() > 1
-        && let Some(bodies) = bodies
-        && let Ok(digests) = guarded(|| hash::sha256_hex_many(&bodies, mode))
-    {
-        return digests.into_iter().map(Some).collect();
+    if settings.hash != HashKind::Sha256 || whole.len() < 2 {
+        return digests;
     }
-    vec![None; batch.len()]
+    let bodies: Vec<&Body> = whole.iter().map(|&(_, b)| b).collect();
+    if let Ok(many) = guarded(|| hash::sha256_hex_many(&bodies, mode)) {
+        for ((i, _), digest) in whole.iter().zip(many) {
+            digests[*i] = Some(digest);
+        }
+    }
+    digests
 }
 
 /// The record of a fetch: the body processed (if there is one and anything to
