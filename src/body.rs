@@ -17,7 +17,7 @@ use crate::values::HashKind;
 pub(crate) struct Body {
     chunks: Vec<Bytes>,
     len: usize,
-    begun: Option<(Running, usize)>,
+    begun: Option<Box<(Running, usize)>>,
     /// Bytes hashed as they arrived and let go: not in `chunks`.
     released: usize,
 }
@@ -33,6 +33,17 @@ impl std::fmt::Debug for Body {
 }
 
 impl Body {
+    /// A body of these chunks, in full.
+    pub(crate) fn whole(chunks: Vec<Bytes>) -> Body {
+        let len = chunks.iter().map(Bytes::len).sum();
+        Body {
+            chunks,
+            len,
+            begun: None,
+            released: 0,
+        }
+    }
+
     /// A body whose first `taken` chunks a digest has already taken (of
     /// `released` bytes let go before `chunks`, and the kept `chunks`).
     pub(crate) fn begun(
@@ -45,7 +56,7 @@ impl Body {
         Body {
             chunks,
             len,
-            begun: Some((running, taken)),
+            begun: Some(Box::new((running, taken))),
             released,
         }
     }
@@ -74,7 +85,7 @@ impl Body {
     /// The digest begun as it arrived, finished: `None` if none was begun, or
     /// one of another kind.
     pub(crate) fn finish_digest(&self, kind: HashKind) -> Option<String> {
-        let (running, taken) = self.begun.as_ref().filter(|(r, _)| r.kind() == kind)?;
+        let (running, taken) = self.begun.as_deref().filter(|(r, _)| r.kind() == kind)?;
         let mut running = running.clone();
         self.chunks[*taken..].iter().for_each(|c| running.update(c));
         Some(running.finish_hex())

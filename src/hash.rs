@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sha2::Digest;
 
@@ -63,37 +63,47 @@ pub(crate) fn group(mode: Together) -> Option<usize> {
     }
 }
 
-/// The smallest group (2 to 4 bodies) that the kernel hashes at least 10%
+/// The smallest group (2 to 4 bodies) that the kernel hashes at least 3%
 /// faster than `sha2` one by one. The kernel's width does not tell: on an Intel
 /// Xeon with AVX-512 (width 16) and SHA-NI, 2 or 3 bodies together were 4%
-/// slower than one by one and 4 were 22% faster hot, 60% cold (the SHA-NI
-/// four-stream kernel). About half a millisecond, on 16 KiB messages in cache;
-/// the fastest of five tries of each, so a busy core rarely tips it.
+/// slower than one by one and 4 were 21% faster hot (median of 600 runs; 6%
+/// to 25%, the spread is the process's, not the machine's load) and 60% cold
+/// (the SHA-NI four-stream kernel), while 2 and 3 never came within 3% of
+/// `sha2`. About a millisecond, on 16 KiB messages in cache, after a warm-up;
+/// the fastest of nine tries of each, interleaved.
 fn calibrate() -> Option<usize> {
-    let messages: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 16 << 10]).collect();
-    let fastest = |work: &dyn Fn()| {
-        (0..5)
-            .map(|_| {
-                let start = Instant::now();
-                work();
-                start.elapsed()
-            })
-            .min()
-            .unwrap_or_default()
+    // Four messages in static memory (no allocation), apart by more than a
+    // page so that their addresses do not alias each other's.
+    const LEN: usize = 16 << 10;
+    const APART: usize = LEN + 4096 + 320;
+    static MESSAGES: [u8; 4 * APART] = [0x5a; 4 * APART];
+    let messages: [&[u8]; 4] = std::array::from_fn(|i| &MESSAGES[i * APART..][..LEN]);
+    let alone = |n: usize| {
+        for m in &messages[..n] {
+            std::hint::black_box(sha2::Sha256::digest(m));
+        }
     };
+    let together = |n: usize| {
+        let mut digests = [[0u8; 32]; 4];
+        tape_sha256::hash_many(&messages[..n], &mut digests[..n]);
+        std::hint::black_box(digests);
+    };
+    let timed = |work: &dyn Fn(usize), n| {
+        let start = Instant::now();
+        work(n);
+        start.elapsed()
+    };
+    // Untimed first runs: code, caches and the vector unit warmed up.
+    alone(4);
+    together(4);
     (2..=4).find(|&n| {
-        let slices: Vec<&[u8]> = messages[..n].iter().map(Vec::as_slice).collect();
-        let alone = fastest(&|| {
-            for m in &slices {
-                std::hint::black_box(sha2::Sha256::digest(m));
-            }
-        });
-        let together = fastest(&|| {
-            let mut digests = vec![[0u8; 32]; n];
-            tape_sha256::hash_many(&slices, &mut digests);
-            std::hint::black_box(digests);
-        });
-        together.mul_f64(1.1) < alone
+        // Interleaved, so a busy moment slows both sides; the fastest of each.
+        let (mut one, mut many) = (Duration::MAX, Duration::MAX);
+        for _ in 0..9 {
+            one = one.min(timed(&alone, n));
+            many = many.min(timed(&together, n));
+        }
+        many.mul_f64(1.03) < one
     })
 }
 

@@ -90,6 +90,8 @@ pub(crate) struct Reading<'a> {
     chunks: Vec<Bytes>,
     /// Index in `chunks` of the first chunk not handed over yet.
     next: usize,
+    /// Bytes read.
+    read: usize,
     /// Bytes not handed over yet.
     waiting: usize,
     /// Bytes handed over and let go.
@@ -105,6 +107,7 @@ impl<'a> Reading<'a> {
             tap: tap.filter(|t| t.kind != HashKind::None),
             chunks: Vec::new(),
             next: 0,
+            read: 0,
             waiting: 0,
             released: 0,
             running: None,
@@ -114,11 +117,12 @@ impl<'a> Reading<'a> {
 
     /// Bytes read so far.
     pub(crate) fn len(&self) -> usize {
-        self.released + self.chunks.iter().map(Bytes::len).sum::<usize>()
+        self.read
     }
 
     /// Take the next chunk; hand a piece to the lanes when one is due.
     pub(crate) async fn push(&mut self, chunk: Bytes) -> Result<(), Failure> {
+        self.read += chunk.len();
         self.waiting += chunk.len();
         self.chunks.push(chunk);
         let Some(tap) = self.tap else {
@@ -172,7 +176,7 @@ impl<'a> Reading<'a> {
             self.running = Some(self.back().await?);
         }
         Ok(match self.running {
-            None => self.chunks.into_iter().collect(),
+            None => Body::whole(self.chunks),
             Some(running) => Body::begun(self.chunks, running, self.next, self.released),
         })
     }
