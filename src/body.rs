@@ -5,9 +5,10 @@ use bytes::Bytes;
 use crate::digest::Running;
 use crate::values::HashKind;
 
-/// A decoded body, kept as the chunks it arrived in. Copying them into one
-/// buffer cost a large allocation per body (for 1 MiB: an mmap, 256 page faults
-/// and an munmap in glibc) on top of the copy; hashing works chunk by chunk.
+/// A decoded body, kept as the chunks it arrived in: hashing one body works
+/// chunk by chunk. Only where the lanes may hash it together with others, which
+/// needs it in one piece, does a body of known length arrive as one chunk
+/// (`tap.rs` gathers it as it is read).
 ///
 /// A large body may have been hashed in pieces while it arrived (`tap.rs`):
 /// then `begun` holds that digest and how many of `chunks` it has taken (with

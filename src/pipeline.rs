@@ -172,6 +172,7 @@ pub(crate) async fn run(
     let tap = (cfg.process.hash != HashKind::None).then(|| Tap {
         kind: cfg.process.hash,
         keep: process::needs_whole_body(&cfg.process) || cfg.process.save.is_some(),
+        join: cfg.process.hash == HashKind::Sha256 && hash::group(together).is_some(),
         lanes: {
             let lanes = work_tx.clone();
             Arc::new(move |piece| {

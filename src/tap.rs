@@ -9,10 +9,14 @@
 //! [`AHEAD`] bytes ahead of its digest waits for it (TCP then holds the rest).
 //! Smaller bodies are hashed whole on a lane, where several may be hashed
 //! together ([`crate::hash`]): for them the hand-offs cost more than they save.
+//! Hashing together needs each body in one piece, so where it may happen
+//! ([`Tap::join`]) a body of known length that arrives in several chunks is
+//! copied into one buffer as it arrives, while each chunk is still in cache and
+//! hyper can reuse its read buffer at once.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use reqwest::Response;
 use tokio::sync::oneshot;
@@ -62,6 +66,9 @@ pub(crate) struct Tap {
     pub(crate) kind: HashKind,
     /// Keep the body whole: something besides the digest reads it.
     pub(crate) keep: bool,
+    /// Gather a body hashed whole into one buffer as it arrives: the lanes may
+    /// hash it together with others (`--hash sha256` on a CPU where that pays).
+    pub(crate) join: bool,
     pub(crate) lanes: ToLanes,
 }
 
@@ -73,7 +80,7 @@ pub(crate) async fn read_body(
     max: u64,
     tap: Option<&Tap>,
 ) -> Result<Body, Failure> {
-    let mut body = Reading::new(tap);
+    let mut body = Reading::new(tap, response.content_length());
     while let Some(chunk) = response.chunk().await.map_err(classify)? {
         if (body.len() + chunk.len()) as u64 > max {
             return Err(Failure::BodyTooLarge(max));
@@ -99,12 +106,22 @@ pub(crate) struct Reading<'a> {
     running: Option<Running>,
     /// The digest while a lane has it.
     away: Option<oneshot::Receiver<Running>>,
+    /// The announced length, while the chunks are gathered into one buffer.
+    join: Option<usize>,
+    /// The chunks gathered so far, once a second one arrived.
+    joined: BytesMut,
 }
 
 impl<'a> Reading<'a> {
-    pub(crate) fn new(tap: Option<&'a Tap>) -> Reading<'a> {
+    /// `length`: the body's announced length, if known.
+    pub(crate) fn new(tap: Option<&'a Tap>, length: Option<u64>) -> Reading<'a> {
+        let tap = tap.filter(|t| t.kind != HashKind::None);
         Reading {
-            tap: tap.filter(|t| t.kind != HashKind::None),
+            tap,
+            join: length
+                .filter(|_| tap.is_some_and(|t| t.join))
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n <= START),
             chunks: Vec::new(),
             next: 0,
             read: 0,
@@ -112,6 +129,7 @@ impl<'a> Reading<'a> {
             released: 0,
             running: None,
             away: None,
+            joined: BytesMut::new(),
         }
     }
 
@@ -124,6 +142,9 @@ impl<'a> Reading<'a> {
     pub(crate) async fn push(&mut self, chunk: Bytes) -> Result<(), Failure> {
         self.read += chunk.len();
         self.waiting += chunk.len();
+        let Some(chunk) = self.gather(chunk) else {
+            return Ok(());
+        };
         self.chunks.push(chunk);
         let Some(tap) = self.tap else {
             return Ok(());
@@ -165,6 +186,34 @@ impl<'a> Reading<'a> {
         Ok(())
     }
 
+    /// Gather `chunk` into the one buffer: the first chunk is kept as it came
+    /// (a body in one chunk is never copied), a second one starts the buffer.
+    /// Gives the chunk back to be kept as it is when nothing is gathered, or
+    /// when the body runs past its announced length.
+    fn gather(&mut self, chunk: Bytes) -> Option<Bytes> {
+        let Some(length) = self.join else {
+            return Some(chunk);
+        };
+        if self.read > length {
+            self.join = None;
+            if !self.joined.is_empty() {
+                self.chunks = vec![std::mem::take(&mut self.joined).freeze()];
+            }
+            return Some(chunk);
+        }
+        if self.chunks.is_empty() && self.joined.is_empty() {
+            return Some(chunk);
+        }
+        if self.joined.is_empty() {
+            self.joined.reserve(length);
+            self.chunks
+                .drain(..)
+                .for_each(|c| self.joined.extend_from_slice(&c));
+        }
+        self.joined.extend_from_slice(&chunk);
+        None
+    }
+
     async fn back(&mut self) -> Result<Running, Failure> {
         let away = self.away.take().expect("a piece is away");
         away.await.map_err(|_| lost())
@@ -172,6 +221,9 @@ impl<'a> Reading<'a> {
 
     /// The body read, with its digest as far as it got.
     pub(crate) async fn finish(mut self) -> Result<Body, Failure> {
+        if !self.joined.is_empty() {
+            self.chunks = vec![std::mem::take(&mut self.joined).freeze()];
+        }
         if self.away.is_some() {
             self.running = Some(self.back().await?);
         }
@@ -196,6 +248,7 @@ mod tests {
         Tap {
             kind,
             keep,
+            join: false,
             lanes: Arc::new(move |piece: Piece| {
                 pieces.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Box::pin(async move { piece.hash() })
@@ -208,7 +261,7 @@ mod tests {
     }
 
     async fn read(tap: Option<&Tap>, data: &[u8], chunk: usize) -> Body {
-        let mut reading = Reading::new(tap);
+        let mut reading = Reading::new(tap, None);
         for c in data.chunks(chunk) {
             reading.push(Bytes::copy_from_slice(c)).await.unwrap();
         }
@@ -248,6 +301,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_to_hash_together_arrives_in_one_buffer() {
+        let pieces = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tap = Tap {
+            join: true,
+            ..tap(HashKind::Sha256, false, pieces.clone())
+        };
+        let arrive = |length: Option<usize>, bytes: &[u8], chunk: usize| {
+            let tap = &tap;
+            let chunks: Vec<Bytes> = bytes.chunks(chunk).map(Bytes::copy_from_slice).collect();
+            async move {
+                let mut reading = Reading::new(Some(tap), length.map(|n| n as u64));
+                for c in chunks {
+                    reading.push(c).await.unwrap();
+                }
+                reading.finish().await.unwrap()
+            }
+        };
+        let bytes = data(300_001);
+        // Announced and in many chunks: one buffer of exactly the body.
+        let body = arrive(Some(bytes.len()), &bytes, 4096).await;
+        assert_eq!(body.chunks().len(), 1);
+        assert_eq!(&body.chunks()[0][..], &bytes[..]);
+        // In one chunk: that chunk, not a copy.
+        let one = Bytes::from(bytes.clone());
+        let mut reading = Reading::new(Some(&tap), Some(bytes.len() as u64));
+        reading.push(one.clone()).await.unwrap();
+        let body = reading.finish().await.unwrap();
+        assert_eq!(body.chunks()[0].as_ptr(), one.as_ptr());
+        // Longer than announced, unannounced, or past what is hashed whole:
+        // every byte kept, in order.
+        for (length, len) in [
+            (Some(100_000), 300_001),
+            (None, 300_001),
+            (Some(3 * START), 3 * START),
+        ] {
+            let bytes = data(len);
+            let body = arrive(length, &bytes, 65_536).await;
+            let expected = crate::hash::sha256_hex(&Body::whole(vec![Bytes::from(bytes.clone())]));
+            assert_eq!(body.len(), len, "{length:?}");
+            let got = body.finish_digest(HashKind::Sha256);
+            assert_eq!(
+                got.unwrap_or_else(|| crate::hash::sha256_hex(&body)),
+                expected,
+                "{length:?}"
+            );
+            if len <= START {
+                assert_eq!(&*body.contiguous(), &bytes[..], "{length:?}");
+                assert!(body.chunks().len() > 1, "{length:?}: kept as it came");
+            }
+        }
+        assert!(pieces.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    }
+
+    #[tokio::test]
     async fn a_digest_of_another_kind_is_not_taken_for_this_one() {
         let pieces = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let tap = tap(HashKind::Blake3, true, pieces);
@@ -261,6 +368,7 @@ mod tests {
         let tap = Tap {
             kind: HashKind::Sha256,
             keep: false,
+            join: false,
             lanes: Arc::new(|piece: Piece| {
                 Box::pin(async move {
                     let _ = crate::lanes::guarded(move || {
@@ -270,7 +378,7 @@ mod tests {
                 })
             }),
         };
-        let mut reading = Reading::new(Some(&tap));
+        let mut reading = Reading::new(Some(&tap), None);
         let mut result = Ok(());
         for c in data(4 * START).chunks(65_536) {
             result = result.and(reading.push(Bytes::copy_from_slice(c)).await);
