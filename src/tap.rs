@@ -196,9 +196,7 @@ impl<'a> Reading<'a> {
         };
         if self.read > length {
             self.join = None;
-            if !self.joined.is_empty() {
-                self.chunks = vec![std::mem::take(&mut self.joined).freeze()];
-            }
+            self.settle();
             return Some(chunk);
         }
         if self.chunks.is_empty() && self.joined.is_empty() {
@@ -214,6 +212,13 @@ impl<'a> Reading<'a> {
         None
     }
 
+    /// The bytes gathered, if any, become the one chunk held.
+    fn settle(&mut self) {
+        if !self.joined.is_empty() {
+            self.chunks = vec![std::mem::take(&mut self.joined).freeze()];
+        }
+    }
+
     async fn back(&mut self) -> Result<Running, Failure> {
         let away = self.away.take().expect("a piece is away");
         away.await.map_err(|_| lost())
@@ -221,9 +226,7 @@ impl<'a> Reading<'a> {
 
     /// The body read, with its digest as far as it got.
     pub(crate) async fn finish(mut self) -> Result<Body, Failure> {
-        if !self.joined.is_empty() {
-            self.chunks = vec![std::mem::take(&mut self.joined).freeze()];
-        }
+        self.settle();
         if self.away.is_some() {
             self.running = Some(self.back().await?);
         }
@@ -329,10 +332,10 @@ mod tests {
         reading.push(one.clone()).await.unwrap();
         let body = reading.finish().await.unwrap();
         assert_eq!(body.chunks()[0].as_ptr(), one.as_ptr());
-        // Longer than announced, unannounced, or past what is hashed whole:
-        // every byte kept, in order.
+        // Longer than announced (after three chunks were gathered),
+        // unannounced, or past what is hashed whole: every byte kept, in order.
         for (length, len) in [
-            (Some(100_000), 300_001),
+            (Some(200_000), 300_001),
             (None, 300_001),
             (Some(3 * START), 3 * START),
         ] {
