@@ -14,14 +14,14 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command, RunArgs, SchemaOf};
-use crate::clients::{ClientSettings, HttpVersions};
 use crate::fetch::FetchSettings;
+use crate::fetch::{ClientSettings, HttpVersions};
 use crate::input::InputSpec;
-use crate::limits::LimitSettings;
+use crate::input::Shard;
 use crate::output::OutputSettings;
+use crate::output::{Progress, ProgressMode, UiSettings};
+use crate::politeness::LimitSettings;
 use crate::process::ProcessSettings;
-use crate::progress::{Progress, ProgressMode, UiSettings};
-use crate::shard::Shard;
 use crate::values::Threshold;
 
 /// The validated run configuration: what is read, and each stage's settings.
@@ -51,7 +51,7 @@ impl Config {
     /// Install the log subscriber as `-q`, `-v` and `--log-format` say, drawn
     /// through `progress` so that log lines and the bar never tear each other.
     pub fn init_logging(&self, progress: &Progress) {
-        crate::progress::init_logging(&self.ui, progress);
+        crate::output::init_logging(&self.ui, progress);
     }
 }
 
@@ -115,7 +115,7 @@ impl RunArgs {
         if let Some(user) = &self.user {
             basic_auth(&mut headers, user).map_err(usage_error)?;
         }
-        let tls = crate::tls::Tls::load(
+        let tls = crate::fetch::Tls::load(
             self.cacert.as_deref(),
             self.cert.as_deref(),
             self.key.as_deref(),
@@ -185,9 +185,9 @@ impl RunArgs {
                 hash: self.hash,
                 title: self.title,
                 body: self.body,
-                jq: compiled(&self.jq, crate::extract::Jq::parse)?,
-                regex: compiled(&self.regex, crate::extract::Pattern::parse)?,
-                select: compiled(&self.select, crate::extract::Select::parse)?,
+                jq: compiled(&self.jq, crate::process::Jq::parse)?,
+                regex: compiled(&self.regex, crate::process::Pattern::parse)?,
+                select: compiled(&self.select, crate::process::Select::parse)?,
                 save: self.save,
             },
             outputs: OutputSettings {
@@ -217,7 +217,7 @@ pub enum Action {
     /// Print this text to stdout: a completion script, the man page or a schema.
     Print(Vec<u8>),
     /// `trawl merge`.
-    Merge(crate::merge::Merge),
+    Merge(crate::runs::Merge),
 }
 
 impl Cli {
@@ -238,7 +238,7 @@ impl Cli {
                 parts,
                 output,
                 summary,
-            }) => Ok(Action::Merge(crate::merge::Merge {
+            }) => Ok(Action::Merge(crate::runs::Merge {
                 parts,
                 output,
                 summary,
@@ -252,8 +252,8 @@ impl Cli {
             }
             Some(Command::Schema { of }) => {
                 let schema = match of {
-                    SchemaOf::Record => crate::schema::record(),
-                    SchemaOf::Summary => crate::schema::summary(),
+                    SchemaOf::Record => crate::output::record_schema(),
+                    SchemaOf::Summary => crate::output::summary_schema(),
                 };
                 let mut out = serde_json::to_vec_pretty(&schema).expect("a schema is JSON");
                 out.push(b'\n');

@@ -14,50 +14,31 @@
 // Internals are pub(crate); the public surface is what the root re-exports.
 #![warn(unreachable_pub)]
 
-mod body;
-mod classify;
 mod cli;
-mod clients;
 mod config;
 pub mod demo;
-mod digest;
-mod extract;
 mod failure;
 mod fetch;
-mod hash;
-mod hoststats;
 mod input;
-mod job;
-mod lanes;
-mod limits;
-mod merge;
 mod output;
 mod pipeline;
+mod politeness;
 mod process;
-mod progress;
-mod ratelimit;
-mod record;
-mod resolve;
-mod resume;
-mod robots;
-pub mod schema;
-mod shard;
-mod since;
-mod summary;
-mod tap;
-mod throttle;
-mod tls;
+mod runs;
 mod values;
 
 pub use cli::Cli;
 pub use config::{Action, Config};
 pub use failure::ErrorKind;
 pub use input::InputSpec;
-pub use merge::Merge;
+pub use output::{Change, Progress, Record, Stop, Summary};
 pub use pipeline::Shutdown;
-pub use progress::Progress;
-pub use record::{Change, Record};
-pub use summary::{Stop, Summary};
+pub use runs::Merge;
+
+/// JSON Schemas (draft 2020-12) of what trawl writes: one record, and the summary.
+pub mod schema {
+    pub use crate::output::{SCHEMA_VERSION, record_schema as record, summary_schema as summary};
+}
 
 /// The input line parser, for property tests and tools that read trawl's input.
 pub mod parse {
@@ -70,8 +51,8 @@ use anyhow::Context;
 use tokio::time::Instant;
 
 use crate::fetch::Fetcher;
-use crate::limits::Limits;
 use crate::pipeline::{Ran, Stages};
+use crate::politeness::Limits;
 
 /// The process exit status, mapped in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +111,7 @@ pub async fn run(
     let mut error = read.err().or(written.error);
     // For `trawl merge`: which share this was, and how long the whole list is.
     if let (Some(shard), Some(main)) = (cfg.shard, &cfg.outputs.main)
-        && let Err(e) = merge::ShareFile::new(shard, lines, summary.elapsed_ms).write(main)
+        && let Err(e) = runs::ShareFile::new(shard, lines, summary.elapsed_ms).write(main)
     {
         error = error.or(Some(e));
     }
@@ -168,7 +149,11 @@ pub async fn run(
 /// The report files, created before the run and written after it.
 struct Reports<'a> {
     summary: Option<(&'a std::path::Path, std::fs::File)>,
-    host_stats: Option<(std::path::PathBuf, std::fs::File, Arc<hoststats::HostStats>)>,
+    host_stats: Option<(
+        std::path::PathBuf,
+        std::fs::File,
+        Arc<politeness::HostStats>,
+    )>,
 }
 
 /// Everything checked and opened before the first request: inputs, outputs
@@ -202,7 +187,7 @@ async fn prepare<'a>(
                 .chain(&o.errors)
                 .map(|p| p.as_path())
                 .collect();
-            Some(resume::prepare(&files)?)
+            Some(runs::prepare_resume(&files)?)
         }
         false => None,
     };
@@ -233,7 +218,7 @@ async fn prepare<'a>(
             path.clone(),
             std::fs::File::create(path)
                 .with_context(|| format!("cannot create --host-stats '{}'", path.display()))?,
-            Arc::new(hoststats::HostStats::default()),
+            Arc::new(politeness::HostStats::default()),
         )),
         None => None,
     };
@@ -258,8 +243,8 @@ async fn prepare<'a>(
 }
 
 /// Index the `--since` files (off the runtime: it reads them whole).
-async fn load_since(paths: Vec<std::path::PathBuf>) -> anyhow::Result<since::Since> {
-    let (since, loaded) = tokio::task::spawn_blocking(move || since::Since::load(&paths)).await??;
+async fn load_since(paths: Vec<std::path::PathBuf>) -> anyhow::Result<runs::Since> {
+    let (since, loaded) = tokio::task::spawn_blocking(move || runs::Since::load(&paths)).await??;
     if loaded.skipped > 0 {
         tracing::warn!(
             "--since: skipped {} lines that are not JSON records (a torn last line?)",

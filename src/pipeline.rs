@@ -21,22 +21,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::failure::Failure;
+use crate::fetch::Tap;
 use crate::fetch::{Fetcher, Report};
-use crate::hash;
-use crate::hoststats::HostStats;
 use crate::input::{self, Job, Source};
-use crate::lanes::{
+use crate::output::Progress;
+use crate::output::Record;
+use crate::output::Stop;
+use crate::output::{self, Finished, Outputs, WriterSetup, Written};
+use crate::politeness::HostStats;
+use crate::process;
+use crate::process::{
     LaneBudget, Processing, Task, Work, cores, lane, not_started, processed, unmodified,
 };
-use crate::output::{self, Finished, Outputs, WriterSetup, Written};
-use crate::process;
-use crate::progress::Progress;
-use crate::record::Record;
-use crate::resume::{IndexSet, Resumed};
-use crate::since::{self, Since};
-use crate::summary::Stop;
-use crate::tap::Tap;
+use crate::runs::Resumed;
+use crate::runs::{self, Since};
 use crate::values::HashKind;
+use crate::values::IndexSet;
 
 /// Stop controls shared by the stages.
 #[derive(Clone)]
@@ -157,7 +157,7 @@ pub(crate) async fn run(
     let queue = cores() * LaneBudget::PER_LANE;
     let (work_tx, work_rx) = mpsc::channel::<Task>(queue);
     let work_rx = Arc::new(Mutex::new(work_rx));
-    let together = hash::Together::from_env();
+    let together = process::Together::from_env();
     let processing = Arc::new(Processing {
         settings: cfg.process.clone(),
         ok_status: cfg.fetch.ok_status.clone(),
@@ -172,7 +172,7 @@ pub(crate) async fn run(
     let tap = (cfg.process.hash != HashKind::None).then(|| Tap {
         kind: cfg.process.hash,
         keep: process::needs_whole_body(&cfg.process) || cfg.process.save.is_some(),
-        join: cfg.process.hash == HashKind::Sha256 && hash::group(together).is_some(),
+        join: cfg.process.hash == HashKind::Sha256 && process::hash_group(together).is_some(),
         lanes: {
             let lanes = work_tx.clone();
             Arc::new(move |piece| {
@@ -394,7 +394,7 @@ async fn send(
     };
     let conditional = prev
         .filter(|_| fetcher.sends_plain_get(request))
-        .and_then(since::conditional);
+        .and_then(runs::conditional);
     let asked = conditional.is_some();
     let request = match conditional {
         Some(headers) => {

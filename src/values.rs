@@ -140,6 +140,40 @@ pub(crate) fn parse_threshold(s: &str) -> Result<Threshold, String> {
     }
 }
 
+/// Milliseconds with microsecond precision, for `elapsed_ms` and `ttfb_ms`.
+pub(crate) fn millis(d: std::time::Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+/// A growable set of input indices (one bit each: 1M inputs take 128 KiB).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct IndexSet {
+    words: Vec<u64>,
+    len: u64,
+}
+
+impl IndexSet {
+    pub(crate) fn insert(&mut self, index: u64) -> bool {
+        let (word, bit) = ((index / 64) as usize, index % 64);
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        let fresh = self.words[word] & (1 << bit) == 0;
+        self.words[word] |= 1 << bit;
+        self.len += u64::from(fresh);
+        fresh
+    }
+
+    pub(crate) fn contains(&self, index: u64) -> bool {
+        let word = (index / 64) as usize;
+        word < self.words.len() && self.words[word] & (1 << (index % 64)) != 0
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

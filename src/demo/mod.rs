@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::input::InputSpec;
-use crate::progress::Progress;
+use crate::output::Progress;
 use crate::{Outcome, Shutdown};
 
 pub use endpoints::{binary_response, noise};

@@ -193,7 +193,7 @@ impl HostStats {
         let Some(url) = url::Url::parse(written.url).ok() else {
             return;
         };
-        self.with(&crate::limits::host_key(&url), |t| {
+        self.with(&super::limits::host_key(&url), |t| {
             t.records += 1;
             t.ok += u64::from(written.ok);
             if let Some(kind) = written.failure {

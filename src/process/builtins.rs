@@ -8,9 +8,9 @@ use std::path::Path;
 use base64::Engine;
 use encoding_rs::Encoding;
 
-use crate::body::Body;
+use super::hash;
 use crate::failure::Failure;
-use crate::hash;
+use crate::fetch::Body;
 use crate::values::HashKind;
 
 /// What processing adds to a record.
@@ -35,9 +35,9 @@ pub(crate) struct ProcessSettings {
     pub(crate) hash: HashKind,
     pub(crate) title: bool,
     pub(crate) body: bool,
-    pub(crate) jq: Option<crate::extract::Jq>,
-    pub(crate) regex: Option<crate::extract::Pattern>,
-    pub(crate) select: Option<crate::extract::Select>,
+    pub(crate) jq: Option<super::extract::Jq>,
+    pub(crate) regex: Option<super::extract::Pattern>,
+    pub(crate) select: Option<super::extract::Select>,
     pub(crate) save: Option<std::path::PathBuf>,
 }
 
@@ -170,7 +170,7 @@ pub(crate) fn title(content_type: Option<&str>, body: &[u8]) -> Option<String> {
     let doc = scraper::Html::parse_document(&text);
     let selector = scraper::Selector::parse("title").expect("static selector");
     let raw: String = doc.select(&selector).next()?.text().collect();
-    let title = crate::extract::collapse(&raw);
+    let title = super::extract::collapse(&raw);
     (!title.is_empty()).then_some(title)
 }
 

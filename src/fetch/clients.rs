@@ -11,9 +11,9 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use url::Url;
 
+use super::resolve::{self, Pin, Resolver};
+use super::tls::Tls;
 use crate::failure::Failure;
-use crate::resolve::{self, Pin, Resolver};
-use crate::tls::Tls;
 
 /// What the clients are built with.
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
+use super::shard::ShardBy;
 use crate::failure::Failure;
-use crate::shard::ShardBy;
 
 /// One non-skipped input line.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ impl Job {
     pub(crate) fn shard_key(&self, by: ShardBy) -> &str {
         match &self.request {
             Ok(request) => match request.url.host_str() {
-                Some(host) => crate::shard::key(host, by),
+                Some(host) => super::shard::key(host, by),
                 None => &self.input,
             },
             Err(_) => &self.input,

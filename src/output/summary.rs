@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::record::{Change, Record};
 use crate::failure::ErrorKind;
-use crate::record::{Change, Record};
 
 /// Why a run ended before its input did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -135,7 +135,7 @@ impl Stats {
             by_status: self.by_status.clone(),
             by_error: self.by_error.clone(),
             bytes: self.bytes,
-            elapsed_ms: crate::record::millis(elapsed),
+            elapsed_ms: crate::values::millis(elapsed),
             requests_per_sec: if secs > 0.0 {
                 (self.total as f64 / secs * 10.0).round() / 10.0
             } else {

@@ -12,17 +12,17 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::body::Body;
-use crate::classify::classify;
-use crate::clients::{ClientSettings, Clients};
+use super::body::Body;
+use super::classify::classify;
+use super::clients::{ClientSettings, Clients};
+use super::resolve;
+use super::tap::Tap;
 use crate::failure::Failure;
-use crate::hoststats::HostStats;
-use crate::job::Request;
-use crate::limits::{HostHandle, Limits, Probe, Slot, host_key};
-use crate::resolve;
-use crate::robots::{RobotsCache, Rules};
-use crate::tap::Tap;
-use crate::throttle::Signal;
+use crate::input::Request;
+use crate::politeness::HostStats;
+use crate::politeness::Signal;
+use crate::politeness::{HostHandle, Limits, Probe, Slot, host_key};
+use crate::politeness::{RobotsCache, Rules};
 use crate::values::StatusSet;
 
 /// Statuses that are retried (unless `--ok-status` accepts them). The
@@ -465,7 +465,7 @@ impl Fetcher {
             url = next;
         };
         *head = Some(head_of(&response, url, redirects, start));
-        crate::tap::read_body(response, self.cfg.max_body, tap).await
+        super::tap::read_body(response, self.cfg.max_body, tap).await
     }
 }
 
@@ -486,9 +486,9 @@ fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) 
         last_modified: text(header::LAST_MODIFIED),
         redirects,
         ttfb: start.elapsed(),
-        retry_after: crate::ratelimit::retry_after(headers),
-        rate_limited: crate::ratelimit::exhausted(headers, unix_now()),
-        budget: crate::ratelimit::budget(headers, unix_now()),
+        retry_after: crate::politeness::retry_after(headers),
+        rate_limited: crate::politeness::exhausted(headers, unix_now()),
+        budget: crate::politeness::budget(headers, unix_now()),
     }
 }
 

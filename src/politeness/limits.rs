@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::throttle::{self, Signal, Throttle};
+use super::throttle::{self, Signal, Throttle};
 use crate::values::Rate;
 
 /// What the limits take from the configuration.

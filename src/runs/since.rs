@@ -19,7 +19,7 @@ use anyhow::Context;
 use reqwest::header::{HeaderMap, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH};
 use serde::Deserialize;
 
-use crate::record::{Change, Record};
+use crate::output::{Change, Record};
 
 /// Where the last ok record of each URL is.
 pub(crate) struct Since {

@@ -12,12 +12,12 @@ use anyhow::Context;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::hoststats::HostStats;
+use super::progress::Progress;
+use super::record::Record;
+use super::summary::Stats;
 use crate::input::InputSpec;
-use crate::progress::Progress;
-use crate::record::Record;
-use crate::resume::IndexSet;
-use crate::summary::Stats;
+use crate::politeness::HostStats;
+use crate::values::IndexSet;
 
 const BUFFER: usize = 256 * 1024;
 
@@ -290,7 +290,7 @@ impl Writer {
     fn write(&mut self, record: Record) -> io::Result<()> {
         self.stats.add(&record);
         if let (Some(hosts), Some(url)) = (&self.host_stats, record.url.as_deref()) {
-            hosts.record(crate::hoststats::Written {
+            hosts.record(crate::politeness::HostRecord {
                 url,
                 ok: record.ok,
                 failure: record.error_kind(),

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Exit;
 use crate::failure::ErrorKind;
-use crate::record::Record;
-use crate::summary::{SCHEMA_VERSION, Stats};
+use crate::output::Record;
+use crate::output::{SCHEMA_VERSION, Stats};
 
 /// Sorted runs are spilled to disk past this many bytes of records.
 const RUN_BYTES: usize = 32 << 20;
@@ -45,7 +45,7 @@ pub(crate) struct ShareFile {
 
 impl ShareFile {
     pub(crate) fn new(
-        shard: crate::shard::Shard,
+        shard: crate::input::Shard,
         lines: Option<u64>,
         elapsed_ms: f64,
     ) -> ShareFile {

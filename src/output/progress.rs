@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::limits::Limits;
+use crate::politeness::Limits;
 use crate::values::LogFormat;
 
 /// Whether the progress bar is drawn.

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::digest::Running;
+use super::digest::Running;
 use crate::values::HashKind;
 
 /// A decoded body, kept as the chunks it arrived in: hashing one body works

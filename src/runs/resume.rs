@@ -11,37 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::failure::ErrorKind;
-use crate::record::Record;
-use crate::summary::Stats;
-
-/// A growable set of input indices (one bit each: 1M inputs take 128 KiB).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct IndexSet {
-    words: Vec<u64>,
-    len: u64,
-}
-
-impl IndexSet {
-    pub(crate) fn insert(&mut self, index: u64) -> bool {
-        let (word, bit) = ((index / 64) as usize, index % 64);
-        if word >= self.words.len() {
-            self.words.resize(word + 1, 0);
-        }
-        let fresh = self.words[word] & (1 << bit) == 0;
-        self.words[word] |= 1 << bit;
-        self.len += u64::from(fresh);
-        fresh
-    }
-
-    pub(crate) fn contains(&self, index: u64) -> bool {
-        let word = (index / 64) as usize;
-        word < self.words.len() && self.words[word] & (1 << (index % 64)) != 0
-    }
-
-    pub(crate) fn len(&self) -> u64 {
-        self.len
-    }
-}
+use crate::output::Record;
+use crate::output::Stats;
+use crate::values::IndexSet;
 
 /// What earlier runs left behind.
 pub(crate) struct Resumed {

@@ -3,11 +3,8 @@
 
 use serde_json::Value;
 
-use crate::record::Record;
-use crate::summary::Summary;
-
-/// The `--summary` document's `schema_version`.
-pub use crate::summary::SCHEMA_VERSION;
+use super::record::Record;
+use super::summary::Summary;
 
 /// The schema of one output line (`-o`, `--errors`, stdout).
 pub fn record() -> Value {

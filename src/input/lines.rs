@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+pub(crate) use super::job::{Job, Request};
+use super::shard::Shard;
 use crate::failure::Failure;
-pub(crate) use crate::job::{Job, Request};
-use crate::shard::Shard;
 
 /// Longest input line accepted; longer lines become `invalid_input` records
 /// without ever being held in memory whole.

@@ -8,7 +8,7 @@
 //! One piece of a body is out at a time, so pieces are hashed in order; a fetch
 //! [`AHEAD`] bytes ahead of its digest waits for it (TCP then holds the rest).
 //! Smaller bodies are hashed whole on a lane, where several may be hashed
-//! together ([`crate::hash`]): for them the hand-offs cost more than they save.
+//! together (`process/hash.rs`): for them the hand-offs cost more than they save.
 //! Hashing together needs each body in one piece, so where it may happen
 //! ([`Tap::join`]) a body of known length that arrives in several chunks is
 //! copied into one buffer as it arrives, while each chunk is still in cache and
@@ -21,9 +21,9 @@ use futures_util::future::BoxFuture;
 use reqwest::Response;
 use tokio::sync::oneshot;
 
-use crate::body::Body;
-use crate::classify::classify;
-use crate::digest::Running;
+use super::body::Body;
+use super::classify::classify;
+use super::digest::Running;
 use crate::failure::Failure;
 use crate::values::HashKind;
 
@@ -284,8 +284,8 @@ mod tests {
                     let body = read(Some(&tap), &bytes, 40_000).await;
                     let case = format!("{kind:?} keep {keep} len {len}");
                     let expected = match kind {
-                        HashKind::Sha256 => crate::hash::sha256_hex(&whole),
-                        _ => crate::hash::blake3_hex(&whole),
+                        HashKind::Sha256 => crate::process::sha256_hex(&whole),
+                        _ => crate::process::blake3_hex(&whole),
                     };
                     let got = body.finish_digest(kind).unwrap_or_else(|| expected.clone());
                     assert_eq!(got, expected, "{case}");
@@ -341,11 +341,12 @@ mod tests {
         ] {
             let bytes = data(len);
             let body = arrive(length, &bytes, 65_536).await;
-            let expected = crate::hash::sha256_hex(&Body::whole(vec![Bytes::from(bytes.clone())]));
+            let expected =
+                crate::process::sha256_hex(&Body::whole(vec![Bytes::from(bytes.clone())]));
             assert_eq!(body.len(), len, "{length:?}");
             let got = body.finish_digest(HashKind::Sha256);
             assert_eq!(
-                got.unwrap_or_else(|| crate::hash::sha256_hex(&body)),
+                got.unwrap_or_else(|| crate::process::sha256_hex(&body)),
                 expected,
                 "{length:?}"
             );
@@ -374,7 +375,7 @@ mod tests {
             join: false,
             lanes: Arc::new(|piece: Piece| {
                 Box::pin(async move {
-                    let _ = crate::lanes::guarded(move || {
+                    let _ = crate::process::guarded(move || {
                         let _held = piece;
                         panic!("lane died")
                     });

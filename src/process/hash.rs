@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest;
 
-use crate::body::Body;
+use crate::fetch::Body;
 
 /// Hex SHA-256 of one body.
 pub(crate) fn sha256_hex(body: &Body) -> String {

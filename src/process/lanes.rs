@@ -10,16 +10,17 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::body::Body;
+use super::assemble::assemble;
+use super::builtins::{self, ProcessSettings};
+use super::hash;
 use crate::failure::{ErrorKind, Failure};
+use crate::fetch::Body;
+use crate::fetch::Piece;
 use crate::fetch::Report;
-use crate::hash;
 use crate::input::Job;
 use crate::output::Finished;
-use crate::process::{self, ProcessSettings};
-use crate::record::{self, Record};
-use crate::since::{self, Since};
-use crate::tap::Piece;
+use crate::output::Record;
+use crate::runs::{self, Since};
 use crate::values::{HashKind, StatusSet};
 
 /// What a lane does: hash a piece of a body still arriving, or process a body.
@@ -88,7 +89,7 @@ pub(crate) fn not_started(p: &Processing, job: Job) -> Finished {
         )),
     };
     Finished {
-        record: record::assemble(&p.ok_status, job, report, None),
+        record: assemble(&p.ok_status, job, report, None),
         place: None,
     }
 }
@@ -96,17 +97,17 @@ pub(crate) fn not_started(p: &Processing, job: Job) -> Finished {
 /// A 304 to a conditional request: the previous record's body facts, and with
 /// `--body` the body `--save` kept on disk, if it is there.
 pub(crate) async fn unmodified(p: &Processing, job: Job, report: Report, prev: &Record) -> Record {
-    let mut record = record::assemble(&p.ok_status, job, report, None);
-    since::not_modified(&mut record, prev);
+    let mut record = assemble(&p.ok_status, job, report, None);
+    runs::not_modified(&mut record, prev);
     if p.settings.body
         && let Some(saved) = &record.saved
         && let Ok(body) = tokio::fs::read(saved).await
     {
-        let (text, base64) = process::body_text(&body);
+        let (text, base64) = builtins::body_text(&body);
         record.body = text;
         record.body_encoding = base64.then(|| "base64".to_owned());
     }
-    record.change = Some(since::judge(&record, Some(prev)));
+    record.change = Some(runs::judge(&record, Some(prev)));
     record
 }
 
@@ -260,7 +261,7 @@ pub(crate) fn processed(
     let mut record = process_and_assemble(p, job, report, sha256);
     // A cancelled record is not final (`--resume` fetches it again): no verdict.
     if p.since.is_some() && record.error_kind() != Some(ErrorKind::Cancelled) {
-        record.change = Some(since::judge(&record, prev));
+        record.change = Some(runs::judge(&record, prev));
     }
     record
 }
@@ -272,18 +273,18 @@ fn process_and_assemble(
     sha256: Option<String>,
 ) -> Record {
     let result = match &report.body {
-        Ok(body) if process::needed(&p.settings) => {
+        Ok(body) if builtins::needed(&p.settings) => {
             let content_type = report.head.as_ref().and_then(|h| h.content_type.as_deref());
             let accepted = report
                 .head
                 .as_ref()
                 .is_some_and(|h| p.ok_status.contains(h.status.as_u16()));
-            guarded(|| process::process(&p.settings, content_type, accepted, body, sha256))
+            guarded(|| builtins::process(&p.settings, content_type, accepted, body, sha256))
                 .and_then(|r| r)
         }
-        _ => return record::assemble(&p.ok_status, job, report, None),
+        _ => return assemble(&p.ok_status, job, report, None),
     };
-    record::assemble(&p.ok_status, job, report, Some(result))
+    assemble(&p.ok_status, job, report, Some(result))
 }
 
 pub(crate) fn cores() -> usize {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::shard::{ShardArg, ShardBy};
+use crate::input::{ShardArg, ShardBy};
 use crate::values::{
     HashKind, LogFormat, Rate, StatusSet, Threshold, parse_duration, parse_rate, parse_size_arg,
     parse_status_set, parse_threshold,
@@ -38,7 +38,7 @@ fn long_version() -> &'static str {
     TEXT.get_or_init(|| {
         let asked = std::env::args_os().any(|a| a == "--version" || a == "-V");
         let kernel = match asked {
-            true => crate::hash::kernel(),
+            true => crate::process::kernel(),
             false => "(measured with --version)".to_owned(),
         };
         format!(
@@ -279,8 +279,8 @@ pub struct RunArgs {
 
     /// Resolve HOST at PORT to ADDR (comma-separated for several) without DNS,
     /// as curl does; TLS still checks the certificate against HOST. Repeatable.
-    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = crate::resolve::parse_pin, help_heading = "Requests")]
-    pub resolve: Vec<crate::resolve::Pin>,
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = crate::fetch::parse_pin, help_heading = "Requests")]
+    pub resolve: Vec<crate::fetch::Pin>,
 
     /// Proxy URL for all requests (http://, https:// or socks5://).
     #[arg(long, value_name = "URL", help_heading = "Requests")]
@@ -371,7 +371,7 @@ pub struct RunArgs {
     /// JOB_COMPLETION_INDEX with auto/N, Slurm array, Cloud Run, AWS Batch with
     /// auto/N). With -o, a PATH.share.json beside it lets `trawl merge` prove
     /// the shares complete.
-    #[arg(long, value_name = "K/N|auto[/N]", value_parser = crate::shard::parse_shard, help_heading = "Output and runs")]
+    #[arg(long, value_name = "K/N|auto[/N]", value_parser = crate::input::parse_shard, help_heading = "Output and runs")]
     pub shard: Option<ShardArg>,
 
     /// What --shard keeps together: each host, or each registrable domain (from
@@ -420,7 +420,7 @@ mod tests {
         let help = Cli::command().render_long_help().to_string();
         let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(help.contains(&format!("HTTP {}", list.join("/"))), "{help}");
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         assert!(
             readme.contains(&list.join("/")),
             "README does not list {}",

@@ -1,0 +1,25 @@
+//! Output: the record (one JSON line per input, `record.rs`), the one writer
+//! task that owns the output files (`writer.rs`), the run summary
+//! (`summary.rs`), the JSON Schemas made from those types (`schema.rs`), and
+//! what stderr shows: the progress bar and the log lines (`progress.rs`).
+//!
+//! Offers [`Record`], [`Summary`], [`Progress`], the writer ([`spawn`]) and the
+//! message the lanes send it ([`Finished`]). Imports `input` and `politeness`
+//! (host stats are counted from written records), never `fetch`, `process`,
+//! `runs`, `pipeline`, `cli` or `config`.
+
+mod progress;
+mod record;
+mod schema;
+mod summary;
+mod writer;
+
+pub use progress::Progress;
+pub(crate) use progress::{ProgressMode, UiSettings, init_logging};
+pub use record::{Change, Record};
+pub use schema::{record as record_schema, summary as summary_schema};
+pub(crate) use summary::Stats;
+pub use summary::{SCHEMA_VERSION, Stop, Summary};
+pub(crate) use writer::{
+    Finished, OutputSettings, Outputs, WriterSetup, Written, refuse_to_overwrite_inputs, spawn,
+};

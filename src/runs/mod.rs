@@ -1,0 +1,17 @@
+//! Runs: what one run knows of others. `--since` (the previous run's records,
+//! for conditional requests and change verdicts), `--resume` (the records an
+//! interrupted run already wrote) and `trawl merge` with the share files that
+//! prove a fleet's shares complete.
+//!
+//! Offers [`Since`], [`prepare_resume`], [`Merge`] and [`ShareFile`]. Imports
+//! `input` (shares) and `output` (records and summaries), never `process`,
+//! `fetch`, `pipeline`, `cli` or `config`.
+
+mod merge;
+mod resume;
+mod since;
+
+pub use merge::Merge;
+pub(crate) use merge::ShareFile;
+pub(crate) use resume::{Resumed, prepare as prepare_resume};
+pub(crate) use since::{Since, conditional, judge, not_modified};
