@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
+use futures_util::future::BoxFuture;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, Response, StatusCode, Version};
 use tokio::time::Instant;
@@ -19,10 +20,10 @@ use super::resolve;
 use super::tap::Tap;
 use crate::failure::Failure;
 use crate::input::Request;
-use crate::politeness::HostStats;
-use crate::politeness::Signal;
-use crate::politeness::{HostHandle, Limits, Probe, Slot, host_key};
-use crate::politeness::{RobotsCache, Rules};
+use crate::politeness::{
+    Answer, Gate, HostStats, Limits, Probe, Refusal, RobotsReply, RobotsSource, Signals, Slot,
+    host_key,
+};
 use crate::values::StatusSet;
 
 /// Statuses that are retried (unless `--ok-status` accepts them). The
@@ -61,12 +62,8 @@ pub(crate) struct Head {
     pub redirects: u32,
     /// From the start of the attempt to the final response's headers.
     pub ttfb: Duration,
-    retry_after: Option<Duration>,
-    /// How long rate-limit headers say the host's budget is spent.
-    rate_limited: Option<Duration>,
-    /// The tightest budget rate-limit headers announce: requests left, and the
-    /// time until the window resets.
-    budget: Option<(f64, Duration)>,
+    /// What the headers ask of the host's politeness (Retry-After, rate limits).
+    signals: Signals,
 }
 
 /// The outcome of fetching one request, all attempts included.
@@ -114,11 +111,8 @@ fn report((head, body): Outcome, attempts: u32, first_start: Option<Instant>) ->
 pub(crate) struct Fetcher {
     clients: Clients,
     cfg: FetchSettings,
-    limits: Arc<Limits>,
-    /// `--host-stats`: attempts and pauses by host.
-    host_stats: Option<Arc<HostStats>>,
-    /// `--robots`: each origin's rules.
-    robots: Option<RobotsCache>,
+    /// Politeness: every attempt is admitted by it, and reports to it.
+    gate: Gate,
 }
 
 impl Fetcher {
@@ -133,28 +127,15 @@ impl Fetcher {
         lookup: resolve::LookupFn,
     ) -> anyhow::Result<Fetcher> {
         let clients = Clients::new(cfg.client.clone(), lookup)?;
-        let robots = cfg.robots.then(|| RobotsCache::new(&cfg.client.user_agent));
-        let fetcher = Fetcher {
-            clients,
-            cfg,
-            limits,
-            host_stats: None,
-            robots,
-        };
-        Ok(fetcher)
+        let agent = cfg.robots.then_some(cfg.client.user_agent.as_str());
+        let gate = Gate::new(limits, agent, cfg.max_retry_wait);
+        Ok(Fetcher { clients, cfg, gate })
     }
 
     /// Count attempts and pauses by host into `stats` (`--host-stats`).
     pub(crate) fn with_host_stats(mut self, stats: Option<Arc<HostStats>>) -> Fetcher {
-        self.host_stats = stats;
+        self.gate = self.gate.with_host_stats(stats);
         self
-    }
-
-    fn pause(&self, host: &HostHandle, wait: Duration) {
-        host.pause_for(wait);
-        if let Some(stats) = &self.host_stats {
-            stats.paused(host.key(), wait);
-        }
     }
 
     /// The method a request is sent with: its own, `-X`, or POST with a body and GET without.
@@ -172,7 +153,7 @@ impl Fetcher {
         !has_body && self.method_for(req, has_body) == Method::GET
     }
 
-    /// Fetch with retries. Each attempt passes the host and global limits again.
+    /// Fetch with retries. Each attempt is admitted by politeness again.
     /// Once `halt` is cancelled no new attempt starts, and the last result stands.
     /// With a `tap`, a large body is hashed as it arrives.
     pub(crate) async fn fetch(
@@ -181,16 +162,7 @@ impl Fetcher {
         halt: &CancellationToken,
         tap: Option<&Tap>,
     ) -> Report {
-        let host = self.limits.host(&host_key(&req.url));
-        if let Some(robots) = &self.robots {
-            let rules = self.robots_rules(robots, &host, &req.url, halt).await;
-            if let Some(delay) = rules.delay() {
-                host.crawl_delay(delay);
-            }
-            if let Err(why) = rules.check(&req.url) {
-                return Report::failed(Failure::RobotsDisallowed(why));
-            }
-        }
+        let door = self.gate.door(&req.url);
         // Exponential caps (250 ms, 500 ms, 1 s, ... 30 s); the wait is drawn below them.
         let mut caps = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(250))
@@ -202,55 +174,46 @@ impl Fetcher {
         let mut first_start: Option<Instant> = None;
         let mut last: Option<Outcome> = None;
         loop {
-            let ready = tokio::select! {
-                biased;
-                _ = halt.cancelled() => None,
-                ready = async {
-                    // Only https can offer HTTP/2 (ALPN), so only it is probed.
-                    let probe = if req.url.scheme() == "https" {
-                        host.probe().await
-                    } else {
-                        None
+            let mut permit = match door.admit(&req.url, halt, self).await {
+                Ok(permit) => permit,
+                Err(refusal) => {
+                    let failure = match refusal {
+                        Refusal::Stopped => {
+                            Failure::Cancelled("not started: the run was stopped".into())
+                        }
+                        Refusal::CircuitOpen(n) => Failure::CircuitOpen(n),
+                        Refusal::Robots(why) => Failure::RobotsDisallowed(why),
                     };
-                    (host.acquire().await, probe)
-                } => Some(ready),
+                    return report(last.unwrap_or((None, Err(failure))), attempts, first_start);
+                }
             };
-            let Some((slot, probe)) = ready else {
-                let stopped = Failure::Cancelled("not started: the run was stopped".into());
-                return report(last.unwrap_or((None, Err(stopped))), attempts, first_start);
-            };
-            // Checked with the slot in hand: earlier requests to the host may just have failed.
-            if let Some(n) = host.circuit_open() {
-                let open = Failure::CircuitOpen(n);
-                return report(last.unwrap_or((None, Err(open))), attempts, first_start);
-            }
             first_start.get_or_insert_with(Instant::now);
             attempts += 1;
-            let sent = Instant::now();
-            let (head, body) = self.attempt(req, probe, tap).await;
-            self.note_health(&host, head.as_ref(), &body);
-            self.throttle(&host, sent, head.as_ref(), &body);
+            let (head, body) = self.attempt(req, permit.take_probe(), tap).await;
+            let answer = head.as_ref().map(|h| Answer {
+                status: h.status.as_u16(),
+                ttfb: h.ttfb,
+                signals: &h.signals,
+            });
+            permit.observe(answer, body.as_ref().err());
             if attempts > self.cfg.retries
                 || halt.is_cancelled()
                 || !self.retryable(head.as_ref(), &body)
             {
                 let mut done = report((head, body), attempts, first_start);
-                done.slot = Some(slot);
+                done.slot = Some(permit.finish());
                 return done;
             }
-            drop(slot);
             let url = redacted(&req.url);
             let reason = match (&head, &body) {
                 (_, Err(f)) => format!("{}: {f}", f.kind().as_str()),
                 (Some(h), Ok(_)) => format!("HTTP {}", h.status.as_u16()),
                 (None, Ok(_)) => "no response".to_owned(),
             };
-            match head.as_ref().and_then(|h| h.retry_after) {
-                // The whole host waits; this request waits for the pause in `acquire`.
+            match permit.retry(head.as_ref().and_then(|h| h.signals.retry_after)) {
+                // The whole host waits; this request waits for the pause in `admit`.
                 Some(wait) => {
-                    let wait = wait.min(self.cfg.max_retry_wait);
-                    tracing::info!(%url, attempts, "retry after {reason}; host {} paused for {} (Retry-After)", host_key(&req.url), humantime::format_duration(wait));
-                    self.pause(&host, wait);
+                    tracing::info!(%url, attempts, "retry after {reason}; host {} paused for {} (Retry-After)", door.host(), humantime::format_duration(wait));
                 }
                 None => {
                     let delay = full_jitter(caps.next().unwrap_or(Duration::from_secs(30)));
@@ -266,111 +229,6 @@ impl Fetcher {
         }
     }
 
-    fn note_health(&self, host: &HostHandle, head: Option<&Head>, body: &Result<Body, Failure>) {
-        if let Some(stats) = &self.host_stats {
-            stats.attempt(host.key(), head.map(|h| h.status.as_u16()));
-        }
-        if let Some(wait) = head.and_then(|h| h.rate_limited) {
-            let wait = wait.min(self.cfg.max_retry_wait);
-            tracing::info!(
-                "host {} paused for {}: its rate-limit headers say the budget is spent",
-                host.key(),
-                humantime::format_duration(wait)
-            );
-            self.pause(host, wait);
-        }
-        match (head, body) {
-            (Some(_), _) => host.record_response(),
-            (None, Err(f)) if is_transport(f) => {
-                let opened = host.record_transport_failure();
-                if opened {
-                    tracing::info!(
-                        "circuit open for host {}: its remaining inputs fail fast (--circuit-breaker)",
-                        host.key()
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// The rules of `url`'s origin: its robots.txt, fetched by the first request
-    /// that needs it, through the host's limits; the others wait for it.
-    async fn robots_rules(
-        &self,
-        robots: &RobotsCache,
-        host: &HostHandle,
-        url: &Url,
-        halt: &CancellationToken,
-    ) -> Arc<Rules> {
-        let (cell, robots_url) = robots.cell(url);
-        let rules = cell
-            .get_or_init(|| async {
-                let slot = tokio::select! {
-                    biased;
-                    _ = halt.cancelled() => None,
-                    slot = host.acquire() => Some(slot),
-                };
-                let Some(_slot) = slot else {
-                    return Arc::new(Rules::DisallowAll("the run was stopped".into()));
-                };
-                let (head, body) = self
-                    .attempt(&Request::own_get(robots_url.clone()), None, None)
-                    .await;
-                let status = head.as_ref().map(|h| h.status.as_u16());
-                let why = body
-                    .as_ref()
-                    .err()
-                    .map(|f| f.to_string())
-                    .unwrap_or_default();
-                let text = body
-                    .as_ref()
-                    .map(|b| b.contiguous().into_owned())
-                    .unwrap_or_default();
-                let rules = Rules::from_response(&robots.agent, status, &text, &why);
-                if let Rules::DisallowAll(why) = &rules {
-                    tracing::warn!(
-                        "{}: {why}; its URLs are disallowed for this run (--robots)",
-                        redacted(&robots_url)
-                    );
-                }
-                Arc::new(rules)
-            })
-            .await;
-        rules.clone()
-    }
-
-    /// `--auto-throttle`: what this attempt says about the host's load.
-    fn throttle(
-        &self,
-        host: &HostHandle,
-        sent: Instant,
-        head: Option<&Head>,
-        body: &Result<Body, Failure>,
-    ) {
-        let signal = match (head, body) {
-            (Some(h), _) if matches!(h.status.as_u16(), 429 | 503) => match h.retry_after {
-                None => Signal::Overload { sent },
-                // The host is paused instead: neither a cut nor a success.
-                Some(_) => return,
-            },
-            (Some(h), _) => match h.budget {
-                Some((remaining, window)) if remaining > 0.0 => {
-                    Signal::Budget { remaining, window }
-                }
-                _ => Signal::Success(h.ttfb),
-            },
-            (None, Err(Failure::Timeout(_) | Failure::Io(_))) => Signal::Overload { sent },
-            (None, _) => return,
-        };
-        if let Some((rate, lowest)) = host.observe(signal) {
-            tracing::debug!(host = host.key(), rate, "--auto-throttle: new rate");
-            if let Some(stats) = &self.host_stats {
-                stats.rate(host.key(), rate, lowest);
-            }
-        }
-    }
-
     fn retryable(&self, head: Option<&Head>, body: &Result<Body, Failure>) -> bool {
         match body {
             Err(Failure::Connect(_) | Failure::Timeout(_) | Failure::Io(_)) => true,
@@ -383,7 +241,7 @@ impl Fetcher {
     }
 
     /// One attempt: request, redirects, body; bounded by `--timeout` as a whole.
-    async fn attempt(&self, req: &Request, probe: Option<Probe<'_>>, tap: Option<&Tap>) -> Outcome {
+    async fn attempt(&self, req: &Request, probe: Option<Probe>, tap: Option<&Tap>) -> Outcome {
         let mut head = None;
         let timeout = self.cfg.timeout;
         let inner = self.attempt_inner(req, &mut head, probe, tap);
@@ -401,7 +259,7 @@ impl Fetcher {
         &self,
         req: &Request,
         head: &mut Option<Head>,
-        mut probe: Option<Probe<'_>>,
+        mut probe: Option<Probe>,
         tap: Option<&Tap>,
     ) -> Result<Body, Failure> {
         let start = Instant::now();
@@ -469,6 +327,22 @@ impl Fetcher {
     }
 }
 
+/// robots.txt is read with the fetch stage's own GET, without the user's
+/// options and within `--timeout`.
+impl RobotsSource for Fetcher {
+    fn get_robots(&self, url: Url) -> BoxFuture<'_, RobotsReply> {
+        Box::pin(async move {
+            let (head, body) = self.attempt(&Request::own_get(url), None, None).await;
+            RobotsReply {
+                status: head.as_ref().map(|h| h.status.as_u16()),
+                body: body
+                    .map(|b| b.contiguous().into_owned())
+                    .map_err(|f| f.to_string()),
+            }
+        })
+    }
+}
+
 fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) -> Head {
     let headers = response.headers();
     let text = |name| {
@@ -486,9 +360,7 @@ fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) 
         last_modified: text(header::LAST_MODIFIED),
         redirects,
         ttfb: start.elapsed(),
-        retry_after: crate::politeness::retry_after(headers),
-        rate_limited: crate::politeness::exhausted(headers, unix_now()),
-        budget: crate::politeness::budget(headers, unix_now()),
+        signals: Signals::read(headers),
     }
 }
 
@@ -512,27 +384,10 @@ fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, Fa
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// "Full jitter": a wait drawn uniformly from zero to the cap, so clients that
 /// failed together do not retry together.
 fn full_jitter(cap: Duration) -> Duration {
     Duration::from_micros(rand::random_range(0..=cap.as_micros() as u64))
-}
-
-fn is_transport(f: &Failure) -> bool {
-    matches!(
-        f,
-        Failure::Dns(_)
-            | Failure::Connect(_)
-            | Failure::Tls(_)
-            | Failure::Timeout(_)
-            | Failure::Io(_)
-    )
 }
 
 /// A URL fit for logs: any `user:password@` is removed.

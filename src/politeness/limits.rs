@@ -76,7 +76,7 @@ struct HostState {
     paused_until: Mutex<Option<Instant>>,
     /// Whether the host's first connection has shown what it speaks (see `probe`).
     probed: AtomicBool,
-    probe: tokio::sync::Mutex<()>,
+    probe: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Request starts on a fixed grid, `interval` apart: each start reserves the next
@@ -174,7 +174,7 @@ impl Limits {
                     failures: AtomicU32::new(0),
                     paused_until: Mutex::new(None),
                     probed: AtomicBool::new(false),
-                    probe: tokio::sync::Mutex::new(()),
+                    probe: Arc::new(tokio::sync::Mutex::new(())),
                 });
                 hosts.map.insert(key.clone(), state.clone());
                 if hosts.map.len() >= hosts.prune_at {
@@ -270,15 +270,15 @@ impl Drop for Slot {
 
 /// The one request that finds out what a new https host speaks; dropping it (once
 /// the response head or an error arrived) lets the host's other requests go.
-pub struct Probe<'a> {
-    probed: &'a AtomicBool,
-    _turn: tokio::sync::MutexGuard<'a, ()>,
+pub struct Probe {
+    state: Arc<HostState>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl Drop for Probe<'_> {
+impl Drop for Probe {
     fn drop(&mut self) {
         // Set on failure too: a dead host must not be probed one request at a time.
-        self.probed.store(true, Ordering::Release);
+        self.state.probed.store(true, Ordering::Release);
     }
 }
 
@@ -287,16 +287,16 @@ impl HostHandle {
     /// `--parallel` does: if the server speaks HTTP/2 (ALPN), the others then
     /// multiplex over that connection instead of each opening its own (and
     /// doing its own TLS handshake). `Some` for the request that goes first.
-    pub async fn probe(&self) -> Option<Probe<'_>> {
+    pub async fn probe(&self) -> Option<Probe> {
         if self.state.probed.load(Ordering::Acquire) {
             return None;
         }
-        let turn = self.state.probe.lock().await;
+        let turn = self.state.probe.clone().lock_owned().await;
         if self.state.probed.load(Ordering::Acquire) {
             return None;
         }
         Some(Probe {
-            probed: &self.state.probed,
+            state: self.state.clone(),
             _turn: turn,
         })
     }

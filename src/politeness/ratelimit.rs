@@ -15,6 +15,35 @@ use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap};
 
+/// What a response's headers ask of its host's politeness.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Signals {
+    /// `Retry-After`.
+    pub(crate) retry_after: Option<Duration>,
+    /// How long rate-limit headers say the host's budget is spent.
+    pub(crate) rate_limited: Option<Duration>,
+    /// The tightest budget rate-limit headers announce: requests left, and the
+    /// time until the window resets.
+    pub(crate) budget: Option<(f64, Duration)>,
+}
+
+impl Signals {
+    pub(crate) fn read(headers: &HeaderMap) -> Signals {
+        let now = unix_now();
+        Signals {
+            retry_after: retry_after(headers),
+            rate_limited: exhausted(headers, now),
+            budget: budget(headers, now),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
