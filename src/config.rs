@@ -13,7 +13,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, RunArgs, SchemaOf};
+use crate::cli::{
+    Cli, Command, OutputArgs, PolitenessArgs, ProcessArgs, RequestArgs, RunArgs, SchemaOf, TlsArgs,
+};
 use crate::fetch::FetchSettings;
 use crate::fetch::{ClientSettings, HttpVersions};
 use crate::input::InputSpec;
@@ -72,21 +74,72 @@ fn compiled<T>(
 impl RunArgs {
     /// Validate and convert into a `Config` reading the given inputs.
     pub fn into_config(self, inputs: Vec<InputSpec>) -> Result<Config, clap::Error> {
+        let RunArgs {
+            politeness,
+            request,
+            tls,
+            process,
+            output,
+        } = self;
+        let fetch = request.into_settings(tls, &politeness)?;
+        let limits = politeness.into_settings()?;
+        let process = process.into_settings()?;
+        let (outputs, ui) = output.settings()?;
+        let shard = output
+            .shard
+            .map(|arg| arg.resolve(output.shard_by, |name| std::env::var(name).ok()))
+            .transpose()
+            .map_err(usage_error)?;
+        Ok(Config {
+            inputs,
+            shard,
+            since: output.since,
+            limits,
+            fetch,
+            process,
+            outputs,
+            ui,
+            allow_failures: output.allow_failures.unwrap_or(Threshold::Count(0)),
+            grace: Duration::from_secs(3),
+        })
+    }
+}
+
+/// A count flag that must be at least 1 when given.
+fn at_least_one<N>(n: Option<N>, flag: &str) -> Result<Option<N>, clap::Error>
+where
+    N: Default + PartialEq,
+{
+    match n {
+        Some(n) if n == N::default() => Err(usage_error(format!("--{flag} must be at least 1"))),
+        n => Ok(n),
+    }
+}
+
+impl PolitenessArgs {
+    fn into_settings(self) -> Result<LimitSettings, clap::Error> {
         let concurrency = NonZeroUsize::new(self.concurrency)
             .ok_or_else(|| usage_error("--concurrency must be at least 1"))?;
-        let per_host = match self.per_host {
-            None => None,
-            Some(n) => Some(
-                NonZeroUsize::new(n).ok_or_else(|| usage_error("--per-host must be at least 1"))?,
-            ),
-        };
-        let circuit_breaker = match self.circuit_breaker {
-            None => None,
-            Some(n) => Some(
-                NonZeroU32::new(n)
-                    .ok_or_else(|| usage_error("--circuit-breaker must be at least 1"))?,
-            ),
-        };
+        Ok(LimitSettings {
+            concurrency,
+            per_host: at_least_one(self.per_host, "per-host")?
+                .map(|n| NonZeroUsize::new(n).expect("checked")),
+            rate: self.rate,
+            host_rate: self.host_rate,
+            circuit_breaker: at_least_one(self.circuit_breaker, "circuit-breaker")?
+                .map(|n| NonZeroU32::new(n).expect("checked")),
+            auto_throttle: self.auto_throttle,
+        })
+    }
+}
+
+impl RequestArgs {
+    /// The fetch settings; retries and robots come from the politeness group.
+    fn into_settings(
+        self,
+        tls: TlsArgs,
+        politeness: &PolitenessArgs,
+    ) -> Result<FetchSettings, clap::Error> {
         let method = self
             .method
             .as_deref()
@@ -112,101 +165,101 @@ impl RunArgs {
             check_proxy(proxy)
                 .map_err(|why| usage_error(format!("invalid --proxy '{proxy}': {why}")))?;
         }
-        if let Some(user) = &self.user {
+        if let Some(user) = &tls.user {
             basic_auth(&mut headers, user).map_err(usage_error)?;
         }
-        let tls = crate::fetch::Tls::load(
-            self.cacert.as_deref(),
-            self.cert.as_deref(),
-            self.key.as_deref(),
-        )
-        .map_err(usage_error)?;
-        let versions = match (self.http1_1, self.http2_prior_knowledge) {
-            (true, _) => HttpVersions::Http1Only,
-            (false, true) => HttpVersions::H2cPriorKnowledge,
-            (false, false) => HttpVersions::Negotiate,
-        };
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(usage_error(
                 "--timeout and --connect-timeout must be above zero",
             ));
         }
+        Ok(FetchSettings {
+            client: ClientSettings {
+                user_agent: self
+                    .user_agent
+                    .unwrap_or_else(|| concat!("trawl/", env!("CARGO_PKG_VERSION")).to_owned()),
+                connect_timeout: self.connect_timeout,
+                insecure: tls.insecure,
+                proxy: self.proxy,
+                resolve: self.resolve,
+                tls: tls.load()?,
+                versions: tls.versions(),
+            },
+            retries: politeness.retries,
+            max_retry_wait: politeness.max_retry_wait,
+            method,
+            headers,
+            data,
+            timeout: self.timeout,
+            max_redirects: self.max_redirects,
+            max_body: self.max_body,
+            ok_status: self.ok_status,
+            robots: politeness.robots,
+        })
+    }
+}
+
+impl TlsArgs {
+    fn load(&self) -> Result<crate::fetch::Tls, clap::Error> {
+        crate::fetch::Tls::load(
+            self.cacert.as_deref(),
+            self.cert.as_deref(),
+            self.key.as_deref(),
+        )
+        .map_err(usage_error)
+    }
+
+    fn versions(&self) -> HttpVersions {
+        match (self.http1_1, self.http2_prior_knowledge) {
+            (true, _) => HttpVersions::Http1Only,
+            (false, true) => HttpVersions::H2cPriorKnowledge,
+            (false, false) => HttpVersions::Negotiate,
+        }
+    }
+}
+
+impl ProcessArgs {
+    fn into_settings(self) -> Result<ProcessSettings, clap::Error> {
+        Ok(ProcessSettings {
+            hash: self.hash,
+            title: self.title,
+            body: self.body,
+            jq: compiled(&self.jq, crate::process::Jq::parse)?,
+            regex: compiled(&self.regex, crate::process::Pattern::parse)?,
+            select: compiled(&self.select, crate::process::Select::parse)?,
+            save: self.save,
+        })
+    }
+}
+
+impl OutputArgs {
+    /// The writer's and stderr's settings; the run-level flags stay for `into_config`.
+    fn settings(&self) -> Result<(OutputSettings, UiSettings), clap::Error> {
         if let (Some(o), Some(e)) = (&self.output, &self.errors)
             && o == e
         {
             return Err(usage_error("--output and --errors must be different files"));
         }
-        let shard = self
-            .shard
-            .map(|arg| arg.resolve(self.shard_by, |name| std::env::var(name).ok()))
-            .transpose()
-            .map_err(usage_error)?;
         let progress = match (self.progress, self.no_progress || self.quiet) {
             (_, true) => ProgressMode::Never,
             (true, false) => ProgressMode::Always,
             (false, false) => ProgressMode::Auto,
         };
-        Ok(Config {
-            inputs,
-            shard,
-            since: self.since,
-            limits: LimitSettings {
-                concurrency,
-                per_host,
-                rate: self.rate,
-                host_rate: self.host_rate,
-                circuit_breaker,
-                auto_throttle: self.auto_throttle,
-            },
-            fetch: FetchSettings {
-                client: ClientSettings {
-                    user_agent: self
-                        .user_agent
-                        .unwrap_or_else(|| concat!("trawl/", env!("CARGO_PKG_VERSION")).to_owned()),
-                    connect_timeout: self.connect_timeout,
-                    insecure: self.insecure,
-                    proxy: self.proxy,
-                    resolve: self.resolve,
-                    tls,
-                    versions,
-                },
-                retries: self.retries,
-                max_retry_wait: self.max_retry_wait,
-                method,
-                headers,
-                data,
-                timeout: self.timeout,
-                max_redirects: self.max_redirects,
-                max_body: self.max_body,
-                ok_status: self.ok_status,
-                robots: self.robots,
-            },
-            process: ProcessSettings {
-                hash: self.hash,
-                title: self.title,
-                body: self.body,
-                jq: compiled(&self.jq, crate::process::Jq::parse)?,
-                regex: compiled(&self.regex, crate::process::Pattern::parse)?,
-                select: compiled(&self.select, crate::process::Select::parse)?,
-                save: self.save,
-            },
-            outputs: OutputSettings {
-                main: self.output,
-                errors: self.errors,
-                summary: self.summary,
-                host_stats: self.host_stats,
-                ordered: self.ordered,
-                resume: self.resume,
-            },
-            ui: UiSettings {
-                progress,
-                quiet: self.quiet,
-                verbose: self.verbose,
-                log_format: self.log_format,
-            },
-            allow_failures: self.allow_failures.unwrap_or(Threshold::Count(0)),
-            grace: Duration::from_secs(3),
-        })
+        let outputs = OutputSettings {
+            main: self.output.clone(),
+            errors: self.errors.clone(),
+            summary: self.summary.clone(),
+            host_stats: self.host_stats.clone(),
+            ordered: self.ordered,
+            resume: self.resume,
+        };
+        let ui = UiSettings {
+            progress,
+            quiet: self.quiet,
+            verbose: self.verbose,
+            log_format: self.log_format,
+        };
+        Ok((outputs, ui))
     }
 }
 
@@ -225,8 +278,11 @@ impl Cli {
         match self.command {
             Some(Command::Demo { mut run }) => {
                 // The demo fails some inputs on purpose; that alone is no reason to exit 1.
-                run.title = true;
-                run.allow_failures = run.allow_failures.or(Some(Threshold::Percent(100.0)));
+                run.process.title = true;
+                run.output.allow_failures = run
+                    .output
+                    .allow_failures
+                    .or(Some(Threshold::Percent(100.0)));
                 Ok(Action::Demo((*run).into_config(Vec::new())?))
             }
             Some(Command::Completions { shell }) => {

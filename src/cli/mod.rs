@@ -123,280 +123,225 @@ pub enum SchemaOf {
     Summary,
 }
 
-/// Options shared by a normal run and `trawl demo`.
+/// Options shared by a normal run and `trawl demo`: one group per help heading,
+/// each converted into the settings of its stage (`config.rs`).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub politeness: PolitenessArgs,
+    #[command(flatten)]
+    pub request: RequestArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub process: ProcessArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How hard each host and the whole run are pressed, and when to give up.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Concurrency and politeness")]
+pub struct PolitenessArgs {
     /// Maximum requests in flight at once.
-    #[arg(
-        short = 'c',
-        long,
-        value_name = "N",
-        default_value_t = 50,
-        help_heading = "Concurrency and politeness"
-    )]
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 50)]
     pub concurrency: usize,
-
     /// Maximum requests in flight per host.
-    #[arg(long, value_name = "N", help_heading = "Concurrency and politeness")]
+    #[arg(long, value_name = "N")]
     pub per_host: Option<usize>,
-
     /// Global rate of request starts, spread evenly: 100, 100/s, 600/m, 5/15s.
-    #[arg(short = 'r', long, value_name = "RATE", value_parser = parse_rate, help_heading = "Concurrency and politeness")]
+    #[arg(short = 'r', long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<Rate>,
-
     /// Rate of request starts per host, spread evenly (same syntax as --rate).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Concurrency and politeness")]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub host_rate: Option<Rate>,
-
     /// Retries after connect errors, timeouts, resets, truncated bodies and
     /// HTTP 408/429/500/502/503/504 (never other statuses), with backoff.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 2,
-        help_heading = "Concurrency and politeness"
-    )]
+    #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
-
     /// Longest wait honoured from a Retry-After header (longer ones are capped).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, help_heading = "Concurrency and politeness")]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub max_retry_wait: Duration,
-
     /// Find each host's rate from its answers: start slow, double while it
     /// answers, halve on a 429/503 without Retry-After, a timeout or a reset,
     /// then stay just under the rate that was refused. Never above --host-rate.
-    #[arg(long, help_heading = "Concurrency and politeness")]
+    #[arg(long)]
     pub auto_throttle: bool,
-
     /// Obey each site's robots.txt (RFC 9309), matched by the -A product token:
     /// fetched once per origin through the same limits, Crawl-delay caps the
     /// host's rate, a disallowed input is a robots_disallowed record and is
     /// never sent. A 4xx robots.txt allows all; a 5xx or unreachable one
     /// disallows all for the run.
-    #[arg(long, help_heading = "Concurrency and politeness")]
+    #[arg(long)]
     pub robots: bool,
-
     /// After N consecutive transport failures to a host, fail its remaining inputs
     /// fast with `circuit_open`.
-    #[arg(long, value_name = "N", help_heading = "Concurrency and politeness")]
+    #[arg(long, value_name = "N")]
     pub circuit_breaker: Option<u32>,
+}
 
+/// What is sent, and the limits of one attempt.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Requests")]
+pub struct RequestArgs {
     /// HTTP method (default GET, or POST with --data).
-    #[arg(short = 'X', long, value_name = "METHOD", help_heading = "Requests")]
+    #[arg(short = 'X', long, value_name = "METHOD")]
     pub method: Option<String>,
-
     /// Extra request header "Name: value"; repeatable.
-    #[arg(
-        short = 'H',
-        long = "header",
-        value_name = "HEADER",
-        help_heading = "Requests"
-    )]
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
-
     /// Request body; `@FILE` reads it from a file. Implies POST unless -X is given.
-    #[arg(short = 'd', long, value_name = "DATA", help_heading = "Requests")]
+    #[arg(short = 'd', long, value_name = "DATA")]
     pub data: Option<String>,
-
     /// User-Agent header [default: trawl/VERSION].
-    #[arg(short = 'A', long, value_name = "UA", help_heading = "Requests")]
+    #[arg(short = 'A', long, value_name = "UA")]
     pub user_agent: Option<String>,
-
     /// Time limit for one attempt: connect, headers, all redirects and the whole body.
-    #[arg(short = 't', long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = "Requests")]
+    #[arg(short = 't', long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
-
     /// Time limit for establishing a connection.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Requests")]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
-
     /// Redirects followed before failing with `too_many_redirects`.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 10,
-        help_heading = "Requests"
-    )]
+    #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_redirects: u32,
-
     /// Largest decoded body accepted (e.g. 500KB, 16MiB); larger fails with `body_too_large`.
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size_arg, help_heading = "Requests")]
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size_arg)]
     pub max_body: u64,
-
-    /// Do not verify TLS certificates.
-    #[arg(long, help_heading = "TLS, auth and HTTP versions")]
-    pub insecure: bool,
-
-    /// PEM file of CA certificates to trust in addition to the system store
-    /// (a private or corporate CA).
-    #[arg(
-        long,
-        value_name = "FILE",
-        help_heading = "TLS, auth and HTTP versions"
-    )]
-    pub cacert: Option<PathBuf>,
-
-    /// Client certificate (PEM) for servers that demand one (mutual TLS). The
-    /// file may hold the private key too; otherwise give --key.
-    #[arg(
-        long,
-        value_name = "FILE",
-        help_heading = "TLS, auth and HTTP versions"
-    )]
-    pub cert: Option<PathBuf>,
-
-    /// Private key (PEM) of the --cert client certificate.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "cert",
-        help_heading = "TLS, auth and HTTP versions"
-    )]
-    pub key: Option<PathBuf>,
-
-    /// HTTP basic auth for every request. Like an Authorization header, it is
-    /// not sent on after a redirect to another host; a -H Authorization wins.
-    #[arg(
-        short = 'u',
-        long,
-        value_name = "USER:PASSWORD",
-        help_heading = "TLS, auth and HTTP versions"
-    )]
-    pub user: Option<String>,
-
-    /// Speak HTTP/1.1 only, never HTTP/2.
-    #[arg(long = "http1.1", help_heading = "TLS, auth and HTTP versions")]
-    pub http1_1: bool,
-
-    /// HTTP/2 without upgrade on http:// URLs (h2c); https:// still agrees on
-    /// the protocol by ALPN.
-    #[arg(
-        long,
-        conflicts_with = "http1_1",
-        help_heading = "TLS, auth and HTTP versions"
-    )]
-    pub http2_prior_knowledge: bool,
-
     /// Resolve HOST at PORT to ADDR (comma-separated for several) without DNS,
     /// as curl does; TLS still checks the certificate against HOST. Repeatable.
-    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = crate::fetch::parse_pin, help_heading = "Requests")]
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = crate::fetch::parse_pin)]
     pub resolve: Vec<crate::fetch::Pin>,
-
     /// Proxy URL for all requests (http://, https:// or socks5://).
-    #[arg(long, value_name = "URL", help_heading = "Requests")]
+    #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
-
     /// Statuses counted as ok: codes, ranges and classes, e.g. 200,204 or 200-299 or 2xx,3xx.
-    #[arg(long, value_name = "LIST", default_value = "2xx,3xx", value_parser = parse_status_set, help_heading = "Requests")]
+    #[arg(long, value_name = "LIST", default_value = "2xx,3xx", value_parser = parse_status_set)]
     pub ok_status: StatusSet,
+}
 
+/// Certificates, credentials and the HTTP versions spoken.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TLS, auth and HTTP versions")]
+pub struct TlsArgs {
+    /// Do not verify TLS certificates.
+    #[arg(long)]
+    pub insecure: bool,
+    /// PEM file of CA certificates to trust in addition to the system store
+    /// (a private or corporate CA).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that demand one (mutual TLS). The
+    /// file may hold the private key too; otherwise give --key.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of the --cert client certificate.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// HTTP basic auth for every request. Like an Authorization header, it is
+    /// not sent on after a redirect to another host; a -H Authorization wins.
+    #[arg(short = 'u', long, value_name = "USER:PASSWORD")]
+    pub user: Option<String>,
+    /// Speak HTTP/1.1 only, never HTTP/2.
+    #[arg(long = "http1.1")]
+    pub http1_1: bool,
+    /// HTTP/2 without upgrade on http:// URLs (h2c); https:// still agrees on
+    /// the protocol by ALPN.
+    #[arg(long, conflicts_with = "http1_1")]
+    pub http2_prior_knowledge: bool,
+}
+
+/// The work done on each accepted body.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Processing")]
+pub struct ProcessArgs {
     /// Body hash written to the record.
-    #[arg(long, value_enum, default_value_t = HashKind::Sha256, help_heading = "Processing")]
+    #[arg(long, value_enum, default_value_t = HashKind::Sha256)]
     pub hash: HashKind,
-
     /// Extract the HTML <title> (charset and entities decoded).
-    #[arg(long, help_heading = "Processing")]
+    #[arg(long)]
     pub title: bool,
-
     /// Include the body in the record: text when UTF-8, else base64.
-    #[arg(long, help_heading = "Processing")]
+    #[arg(long)]
     pub body: bool,
-
     /// Run a jq filter on each body parsed as JSON; its outputs become `jq` (a
     /// body that is not JSON, or a filter error, fails the record with `process`).
-    #[arg(long, value_name = "FILTER", help_heading = "Processing")]
+    #[arg(long, value_name = "FILTER")]
     pub jq: Option<String>,
-
     /// Every match of a regular expression in the body (its first capture group
     /// when it has one), as `matches`.
-    #[arg(long, value_name = "RE", help_heading = "Processing")]
+    #[arg(long, value_name = "RE")]
     pub regex: Option<String>,
-
     /// Text of the HTML elements matching a CSS selector, as `select`; with
     /// `SELECTOR@attr`, that attribute's values instead (e.g. 'a@href').
-    #[arg(long, value_name = "CSS", help_heading = "Processing")]
+    #[arg(long, value_name = "CSS")]
     pub select: Option<String>,
-
     /// Save each accepted body to DIR/xx/SHA256 (named by content, never by the
     /// URL; identical bodies are stored once), as `saved`.
-    #[arg(long, value_name = "DIR", help_heading = "Processing")]
+    #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
+}
 
+/// Where records go, what stderr shows, and how runs relate.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output and runs")]
+pub struct OutputArgs {
     /// Write records to PATH instead of stdout.
-    #[arg(
-        short = 'o',
-        long,
-        value_name = "PATH",
-        help_heading = "Output and runs"
-    )]
+    #[arg(short = 'o', long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-
     /// Write failure records to PATH instead of the main stream.
-    #[arg(long, value_name = "PATH", help_heading = "Output and runs")]
+    #[arg(long, value_name = "PATH")]
     pub errors: Option<PathBuf>,
-
     /// Write records in input order (bounded reorder window).
-    #[arg(long, help_heading = "Output and runs")]
+    #[arg(long)]
     pub ordered: bool,
-
     /// Write a JSON run summary to PATH.
-    #[arg(long, value_name = "PATH", help_heading = "Output and runs")]
+    #[arg(long, value_name = "PATH")]
     pub summary: Option<PathBuf>,
-
     /// Write one JSON line per host to PATH at the end (requests, failures by
     /// kind, retries, 429/503s, pauses, latency p50/p90, bytes), and name the
     /// slowest and most failing hosts in the summary.
-    #[arg(long, value_name = "PATH", help_heading = "Output and runs")]
+    #[arg(long, value_name = "PATH")]
     pub host_stats: Option<PathBuf>,
-
     /// The -o (and --errors) file of an earlier run, repeatable: send
     /// conditional GETs from its ETag/Last-Modified, keep its body facts on a 304,
     /// and mark each record's "change": new, unchanged, changed or broken.
-    #[arg(long, value_name = "PREV", help_heading = "Output and runs")]
+    #[arg(long, value_name = "PREV")]
     pub since: Vec<PathBuf>,
-
     /// Skip inputs that already have a final record in -o/--errors and append the
     /// rest; torn lines and `cancelled` records from a stopped run are dropped.
-    #[arg(long, requires = "output", help_heading = "Output and runs")]
+    #[arg(long, requires = "output")]
     pub resume: bool,
-
     /// Failures tolerated before the exit code becomes 1: a count or a percentage (5%)
     /// [default: 0; `trawl demo`: 100%]
-    #[arg(long, value_name = "N|P%", value_parser = parse_threshold, help_heading = "Output and runs")]
+    #[arg(long, value_name = "N|P%", value_parser = parse_threshold)]
     pub allow_failures: Option<Threshold>,
-
     /// Fetch only share K of N (1-based), split by host name: every URL of a host
     /// lands in the same share, and the split is the same on every machine.
     /// `auto` takes the share from the job engine (Kubernetes
     /// JOB_COMPLETION_INDEX with auto/N, Slurm array, Cloud Run, AWS Batch with
     /// auto/N). With -o, a PATH.share.json beside it lets `trawl merge` prove
     /// the shares complete.
-    #[arg(long, value_name = "K/N|auto[/N]", value_parser = crate::input::parse_shard, help_heading = "Output and runs")]
+    #[arg(long, value_name = "K/N|auto[/N]", value_parser = crate::input::parse_shard)]
     pub shard: Option<ShardArg>,
-
     /// What --shard keeps together: each host, or each registrable domain (from
     /// the built-in Public Suffix List: a.example.co.uk with b.example.co.uk).
-    #[arg(long, value_name = "WHAT", value_enum, default_value_t = ShardBy::Host, help_heading = "Output and runs")]
+    #[arg(long, value_name = "WHAT", value_enum, default_value_t = ShardBy::Host)]
     pub shard_by: ShardBy,
-
     /// Show a progress bar on stderr (default: when stderr is a terminal).
-    #[arg(long, overrides_with = "no_progress", help_heading = "Output and runs")]
+    #[arg(long, overrides_with = "no_progress")]
     pub progress: bool,
-
     /// Never show a progress bar.
-    #[arg(long, overrides_with = "progress", help_heading = "Output and runs")]
+    #[arg(long, overrides_with = "progress")]
     pub no_progress: bool,
-
     /// Quiet: no progress bar, no summary, errors only in logs.
-    #[arg(short, long, help_heading = "Output and runs")]
+    #[arg(short, long)]
     pub quiet: bool,
-
     /// More logs on stderr (-v info, -vv debug, -vvv trace); RUST_LOG also works.
-    #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output and runs")]
+    #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
-
     /// Log line format on stderr.
-    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text, help_heading = "Output and runs")]
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
 
