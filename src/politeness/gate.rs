@@ -101,12 +101,14 @@ impl Gate {
     /// that needs it, through the host's limits; the others wait for it.
     async fn robots_rules(
         &self,
-        robots: &RobotsCache,
         host: &HostHandle,
         url: &Url,
         halt: &CancellationToken,
         source: &dyn RobotsSource,
     ) -> Arc<Rules> {
+        let Some(robots) = &self.robots else {
+            return Arc::new(Rules::AllowAll);
+        };
         let (cell, robots_url) = robots.cell(url);
         let rules = cell
             .get_or_init(|| async {
@@ -156,11 +158,8 @@ impl Door<'_> {
         source: &dyn RobotsSource,
     ) -> Result<Permit<'_>, Refusal> {
         let host = &self.host;
-        if let Some(robots) = &self.gate.robots {
-            let rules = self
-                .gate
-                .robots_rules(robots, host, url, halt, source)
-                .await;
+        if self.gate.robots.is_some() {
+            let rules = self.gate.robots_rules(host, url, halt, source).await;
             if let Some(delay) = rules.delay() {
                 host.crawl_delay(delay);
             }

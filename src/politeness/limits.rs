@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::pacer::Pacer;
 use super::throttle::{self, Signal, Throttle};
 use crate::values::Rate;
 
@@ -77,53 +78,6 @@ struct HostState {
     /// Whether the host's first connection has shown what it speaks (see `probe`).
     probed: AtomicBool,
     probe: Arc<tokio::sync::Mutex<()>>,
-}
-
-/// Request starts on a fixed grid, `interval` apart: each start reserves the next
-/// free slot before it sleeps, so a late wake-up never pushes back the slots after
-/// it. (governor's GCRA with a burst of 1 lets that lateness accumulate: measured
-/// 4% slow at 200/s; a larger burst would break "no second above the rate + 1".)
-pub(crate) struct Pacer {
-    interval: Duration,
-    next: Mutex<Option<Instant>>,
-}
-
-impl Pacer {
-    pub(crate) fn new(rate: Rate) -> Pacer {
-        Pacer {
-            interval: rate.interval().max(Duration::from_nanos(1)),
-            next: Mutex::new(None),
-        }
-    }
-
-    /// Take the next start slot: the grid's next one, or now if the grid is behind.
-    /// Starts `interval` apart.
-    pub(crate) fn with_interval(interval: Duration) -> Pacer {
-        Pacer {
-            interval: interval.max(Duration::from_nanos(1)),
-            next: Mutex::new(None),
-        }
-    }
-
-    pub(crate) fn reserve(&self) -> Instant {
-        let now = Instant::now();
-        let mut next = self.next.lock().expect("pacer lock");
-        let slot = next.map_or(now, |n| n.max(now));
-        *next = Some(slot + self.interval);
-        slot
-    }
-
-    pub(crate) async fn wait(&self) {
-        tokio::time::sleep_until(self.reserve()).await;
-    }
-
-    /// Whether a slot is reserved after `now` (forgetting it would allow an early start).
-    fn busy(&self, now: Instant) -> bool {
-        self.next
-            .lock()
-            .expect("pacer lock")
-            .is_some_and(|n| n > now)
-    }
 }
 
 impl Limits {

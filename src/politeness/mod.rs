@@ -1,5 +1,5 @@
 //! Politeness: what a host is owed. The global and per-host limits with the
-//! reservation pacer (`limits.rs`), `--auto-throttle` (`throttle.rs`),
+//! reservation pacer (`limits.rs`, `pacer.rs`), `--auto-throttle` (`throttle.rs`),
 //! rate-limit and Retry-After headers (`ratelimit.rs`), robots.txt
 //! (`robots.rs`) and the per-host counts of `--host-stats` (`hoststats.rs`).
 //!
@@ -11,6 +11,7 @@
 mod gate;
 mod hoststats;
 mod limits;
+mod pacer;
 mod ratelimit;
 mod robots;
 mod throttle;

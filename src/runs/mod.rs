@@ -9,9 +9,10 @@
 
 mod merge;
 mod resume;
+mod share;
 mod since;
 
 pub use merge::Merge;
-pub(crate) use merge::ShareFile;
 pub(crate) use resume::{Resumed, prepare as prepare_resume};
+pub(crate) use share::ShareFile;
 pub(crate) use since::{Since, conditional, judge, not_modified};
