@@ -195,6 +195,7 @@ impl RequestArgs {
             max_body: self.max_body,
             ok_status: self.ok_status,
             robots: politeness.robots,
+            robots_agent: politeness.robots_agent.clone(),
         })
     }
 }

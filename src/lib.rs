@@ -31,7 +31,7 @@ pub use cli::Cli;
 pub use config::{Action, Config};
 pub use failure::ErrorKind;
 pub use input::InputSpec;
-pub use output::{Change, Progress, Record, Stop, Summary};
+pub use output::{Change, Progress, Record, RobotsCounts, Stop, Summary};
 pub use pipeline::Shutdown;
 pub use runs::Merge;
 
@@ -106,7 +106,16 @@ pub async fn run(
     } else {
         shutdown.reason()
     };
-    let summary = written.stats.finish(started.elapsed(), stopped);
+    let mut summary = written.stats.finish(started.elapsed(), stopped);
+    summary.robots = reports
+        .fetcher
+        .robots_tally()
+        .map(|t| output::RobotsCounts {
+            origins: t.origins,
+            unreachable: t.unreachable,
+            allowed: t.allowed,
+            disallowed: t.disallowed,
+        });
     let lines = read.as_ref().ok().and_then(|r| r.lines);
     let mut error = read.err().or(written.error);
     // For `trawl merge`: which share this was, and how long the whole list is.
@@ -148,6 +157,8 @@ pub async fn run(
 
 /// The report files, created before the run and written after it.
 struct Reports<'a> {
+    /// For what it counted over the run (`--robots`).
+    fetcher: Arc<Fetcher>,
     summary: Option<(&'a std::path::Path, std::fs::File)>,
     host_stats: Option<(
         std::path::PathBuf,
@@ -228,7 +239,7 @@ async fn prepare<'a>(
     let fetcher = Arc::new(fetcher);
     let stages = Stages {
         cfg: cfg.clone(),
-        fetcher,
+        fetcher: fetcher.clone(),
         sources,
         outputs,
         resumed,
@@ -236,6 +247,7 @@ async fn prepare<'a>(
         host_stats: host_stats.as_ref().map(|(_, _, s)| s.clone()),
     };
     let reports = Reports {
+        fetcher,
         summary: summary_file,
         host_stats,
     };

@@ -90,6 +90,19 @@ pub(crate) fn parse_size_arg(s: &str) -> Result<u64, String> {
 }
 
 /// `200`, `200-299`, `2xx`, comma-separated.
+/// A robots.txt product token (`--robots-agent`): letters, `_` and `-` only (RFC 9309 2.2.1).
+pub(crate) fn parse_token(s: &str) -> Result<String, String> {
+    match !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphabetic() || c == '_' || c == '-')
+    {
+        true => Ok(s.to_owned()),
+        false => Err(format!(
+            "'{s}' is not a product token: use letters, '_' and '-' only (e.g. XBot)"
+        )),
+    }
+}
+
 pub(crate) fn parse_status_set(s: &str) -> Result<StatusSet, String> {
     let mut ranges = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::input::{ShardArg, ShardBy};
 use crate::values::{
     HashKind, LogFormat, Rate, StatusSet, Threshold, parse_duration, parse_rate, parse_size_arg,
-    parse_status_set, parse_threshold,
+    parse_status_set, parse_threshold, parse_token,
 };
 
 const EXAMPLES: &str = "\
@@ -167,13 +167,18 @@ pub struct PolitenessArgs {
     /// then stay just under the rate that was refused. Never above --host-rate.
     #[arg(long)]
     pub auto_throttle: bool,
-    /// Obey each site's robots.txt (RFC 9309), matched by the -A product token:
-    /// fetched once per origin through the same limits, Crawl-delay caps the
-    /// host's rate, a disallowed input is a robots_disallowed record and is
-    /// never sent. A 4xx robots.txt allows all; a 5xx or unreachable one
-    /// disallows all for the run.
+    /// Obey each site's robots.txt (RFC 9309), matched by the -A product token
+    /// (or --robots-agent): fetched once per origin through the same limits (its
+    /// first 500 KiB), Crawl-delay caps the host's rate, a disallowed input or
+    /// redirect hop is a robots_disallowed record and is never sent. A 4xx
+    /// robots.txt allows all; an unreachable one (5xx, 429, network error, body
+    /// not read whole, after --retries) disallows all for the run.
     #[arg(long)]
     pub robots: bool,
+    /// The product token robots.txt is obeyed for, when -A is a browser-like
+    /// string (`Mozilla/5.0 (compatible; XBot/1.0)`) [default: what -A starts with].
+    #[arg(long, value_name = "TOKEN", requires = "robots", value_parser = parse_token)]
+    pub robots_agent: Option<String>,
     /// After N consecutive transport failures to a host, fail its remaining inputs
     /// fast with `circuit_open`.
     #[arg(long, value_name = "N")]

@@ -21,8 +21,8 @@ use super::tap::Tap;
 use crate::failure::Failure;
 use crate::input::Request;
 use crate::politeness::{
-    Answer, Gate, HostStats, Limits, Probe, Refusal, RobotsReply, RobotsSource, Signals, Slot,
-    host_key,
+    Answer, Ask, Gate, HostStats, Limits, Probe, ROBOTS_MAX_BYTES, Refusal, RobotsSource,
+    RobotsTally, Rules, Signals, Slot, host_key, product_token,
 };
 use crate::values::StatusSet;
 
@@ -47,6 +47,9 @@ pub(crate) struct FetchSettings {
     pub(crate) ok_status: StatusSet,
     /// `--robots`: obey each origin's robots.txt.
     pub(crate) robots: bool,
+    /// `--robots-agent`: the product token robots.txt is read for (default:
+    /// what `-A` starts with).
+    pub(crate) robots_agent: Option<String>,
 }
 
 /// Facts about the final response of the last attempt.
@@ -127,8 +130,12 @@ impl Fetcher {
         lookup: resolve::LookupFn,
     ) -> anyhow::Result<Fetcher> {
         let clients = Clients::new(cfg.client.clone(), lookup)?;
-        let agent = cfg.robots.then_some(cfg.client.user_agent.as_str());
-        let gate = Gate::new(limits, agent, cfg.max_retry_wait);
+        let agent = cfg.robots.then(|| {
+            cfg.robots_agent
+                .clone()
+                .unwrap_or_else(|| product_token(&cfg.client.user_agent))
+        });
+        let gate = Gate::new(limits, agent.as_deref(), cfg.max_retry_wait);
         Ok(Fetcher { clients, cfg, gate })
     }
 
@@ -136,6 +143,11 @@ impl Fetcher {
     pub(crate) fn with_host_stats(mut self, stats: Option<Arc<HostStats>>) -> Fetcher {
         self.gate = self.gate.with_host_stats(stats);
         self
+    }
+
+    /// `--robots`: what robots.txt said over the run.
+    pub(crate) fn robots_tally(&self) -> Option<RobotsTally> {
+        self.gate.robots_tally()
     }
 
     /// The method a request is sent with: its own, `-X`, or POST with a body and GET without.
@@ -189,7 +201,8 @@ impl Fetcher {
             };
             first_start.get_or_insert_with(Instant::now);
             attempts += 1;
-            let (head, body) = self.attempt(req, permit.take_probe(), tap).await;
+            let on = On { halt, tap };
+            let (head, body) = self.attempt(req, permit.take_probe(), on).await;
             let answer = head.as_ref().map(|h| Answer {
                 status: h.status.as_u16(),
                 ttfb: h.ttfb,
@@ -241,27 +254,35 @@ impl Fetcher {
     }
 
     /// One attempt: request, redirects, body; bounded by `--timeout` as a whole.
-    async fn attempt(&self, req: &Request, probe: Option<Probe>, tap: Option<&Tap>) -> Outcome {
+    async fn attempt(&self, req: &Request, probe: Option<Probe>, on: On<'_>) -> Outcome {
         let mut head = None;
         let timeout = self.cfg.timeout;
-        let inner = self.attempt_inner(req, &mut head, probe, tap);
+        let hops = Hops {
+            most: self.cfg.max_redirects,
+            ask: self.cfg.robots.then_some(Ask {
+                halt: on.halt,
+                source: self,
+            }),
+        };
+        let inner = async {
+            let response = self.follow(req, &mut head, probe, hops).await?;
+            super::tap::read_body(response, self.cfg.max_body, on.tap).await
+        };
         let body = match tokio::time::timeout(timeout, inner).await {
             Ok(body) => body,
-            Err(_) => Err(Failure::Timeout(format!(
-                "no complete response within {} (--timeout)",
-                humantime::format_duration(timeout)
-            ))),
+            Err(_) => Err(timed_out(timeout)),
         };
         (head, body)
     }
 
-    async fn attempt_inner(
+    /// Send `req` and follow its redirects; `head` is the last response's.
+    async fn follow(
         &self,
         req: &Request,
         head: &mut Option<Head>,
         mut probe: Option<Probe>,
-        tap: Option<&Tap>,
-    ) -> Result<Body, Failure> {
+        hops: Hops<'_>,
+    ) -> Result<Response, Failure> {
         let start = Instant::now();
         let mut url = req.url.clone();
         let options = req.options;
@@ -282,11 +303,14 @@ impl Fetcher {
         }
         let mut redirects = 0;
         let response = loop {
+            // A fragment is the client's: it is never sent.
+            let mut sent = url.clone();
+            sent.set_fragment(None);
             let mut request = self
                 .clients
                 .get(&url)
                 .await?
-                .request(method.clone(), url.clone())
+                .request(method.clone(), sent)
                 .headers(headers.clone());
             if let Some(b) = &body {
                 request = request.body(b.clone());
@@ -298,9 +322,19 @@ impl Fetcher {
             let Some(next) = redirect_target(&url, &response)? else {
                 break response;
             };
-            if redirects == self.cfg.max_redirects {
+            if redirects == hops.most {
                 *head = Some(head_of(&response, url, redirects, start));
-                return Err(Failure::TooManyRedirects(self.cfg.max_redirects));
+                return Err(Failure::TooManyRedirects(hops.most));
+            }
+            // Every hop is a request to its origin: its robots.txt must allow it.
+            if let Some(ask) = hops.ask
+                && let Err(why) = self.gate.check_hop(&next, ask).await
+            {
+                *head = Some(head_of(&response, url, redirects, start));
+                let next = redacted(&next);
+                return Err(Failure::RobotsDisallowed(format!(
+                    "redirect to {next}: {why}"
+                )));
             }
             redirects += 1;
             if response.status() == StatusCode::SEE_OTHER
@@ -323,21 +357,87 @@ impl Fetcher {
             url = next;
         };
         *head = Some(head_of(&response, url, redirects, start));
-        super::tap::read_body(response, self.cfg.max_body, tap).await
+        Ok(response)
+    }
+
+    /// One try at a robots.txt: at least five redirects whatever
+    /// `--max-redirects`, across origins, and its first
+    /// [`ROBOTS_MAX_BYTES`] (the rest is not read).
+    async fn robots_attempt(&self, url: &Url) -> (Option<u16>, Result<Vec<u8>, String>) {
+        let mut head = None;
+        let hops = Hops {
+            most: self.cfg.max_redirects.max(5),
+            ask: None,
+        };
+        let inner = async {
+            let mut response = self
+                .follow(&Request::own_get(url.clone()), &mut head, None, hops)
+                .await?;
+            let mut text = Vec::new();
+            while text.len() < ROBOTS_MAX_BYTES {
+                match response.chunk().await.map_err(classify)? {
+                    Some(chunk) => text.extend_from_slice(&chunk),
+                    None => break,
+                }
+            }
+            text.truncate(ROBOTS_MAX_BYTES);
+            Ok(text)
+        };
+        let body = match tokio::time::timeout(self.cfg.timeout, inner).await {
+            Ok(body) => body,
+            Err(_) => Err(timed_out(self.cfg.timeout)),
+        };
+        let status = head.as_ref().map(|h| h.status.as_u16());
+        (status, body.map_err(|f: Failure| f.to_string()))
     }
 }
 
+/// What an attempt runs under: the run's stop signal and the body's tap.
+#[derive(Clone, Copy)]
+struct On<'a> {
+    halt: &'a CancellationToken,
+    tap: Option<&'a Tap>,
+}
+
+/// How far an attempt follows redirects, and who checks each hop.
+#[derive(Clone, Copy)]
+struct Hops<'a> {
+    most: u32,
+    /// `--robots`: each hop must pass its origin's robots.txt.
+    ask: Option<Ask<'a>>,
+}
+
+fn timed_out(timeout: Duration) -> Failure {
+    Failure::Timeout(format!(
+        "no complete response within {} (--timeout)",
+        humantime::format_duration(timeout)
+    ))
+}
+
 /// robots.txt is read with the fetch stage's own GET, without the user's
-/// options and within `--timeout`.
+/// options, and tried again while it is unreachable (`--retries`).
 impl RobotsSource for Fetcher {
-    fn get_robots(&self, url: Url) -> BoxFuture<'_, RobotsReply> {
+    fn get_robots<'a>(
+        &'a self,
+        agent: &'a str,
+        url: Url,
+        halt: &'a CancellationToken,
+    ) -> BoxFuture<'a, Rules> {
         Box::pin(async move {
-            let (head, body) = self.attempt(&Request::own_get(url), None, None).await;
-            RobotsReply {
-                status: head.as_ref().map(|h| h.status.as_u16()),
-                body: body
-                    .map(|b| b.contiguous().into_owned())
-                    .map_err(|f| f.to_string()),
+            let mut tries = 0;
+            loop {
+                let (status, body) = self.robots_attempt(&url).await;
+                let rules = Rules::from_response(agent, status, body);
+                tries += 1;
+                if !rules.unreachable() || tries > self.cfg.retries || halt.is_cancelled() {
+                    return rules;
+                }
+                let cap = Duration::from_millis(250) * 2u32.pow(tries.min(7) - 1);
+                tokio::select! {
+                    biased;
+                    _ = halt.cancelled() => return rules,
+                    _ = tokio::time::sleep(full_jitter(cap)) => {}
+                }
             }
         })
     }

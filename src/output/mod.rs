@@ -19,7 +19,7 @@ pub(crate) use progress::{ProgressMode, UiSettings, init_logging};
 pub use record::{Change, Record};
 pub use schema::{record as record_schema, summary as summary_schema};
 pub(crate) use summary::Stats;
-pub use summary::{SCHEMA_VERSION, Stop, Summary};
+pub use summary::{RobotsCounts, SCHEMA_VERSION, Stop, Summary};
 pub(crate) use writer::{
     Finished, OutputSettings, Outputs, WriterSetup, Written, refuse_to_overwrite_inputs, spawn,
 };

@@ -33,7 +33,18 @@ pub struct Latency {
 
 /// The version of the `--summary` document. Within one major version changes
 /// are additive only: new fields, never a field removed or changed in meaning.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
+
+/// `--robots` over the run: the origins whose robots.txt was read, those that
+/// were unreachable (so all their URLs were disallowed), and the inputs and
+/// redirect hops it allowed and disallowed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct RobotsCounts {
+    pub origins: u64,
+    pub unreachable: u64,
+    pub allowed: u64,
+    pub disallowed: u64,
+}
 
 /// The `--summary` document.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -53,6 +64,9 @@ pub struct Summary {
     /// `--since` runs: records by how they compare with the previous run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// `--robots` runs: what robots.txt said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub robots: Option<RobotsCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Stop>,
 }
@@ -148,6 +162,7 @@ impl Stats {
                 max: self.latency_us.max() as f64 / 1000.0,
             },
             changes: self.changes,
+            robots: None,
             stopped,
         }
     }
@@ -181,6 +196,13 @@ impl fmt::Display for Summary {
                 f,
                 "\ntrawl: since the previous run: {} new, {} changed, {} unchanged, {} broken",
                 c.new, c.changed, c.unchanged, c.broken
+            )?;
+        }
+        if let Some(r) = &self.robots {
+            write!(
+                f,
+                "\ntrawl: robots.txt of {} origins ({} unreachable): {} allowed, {} disallowed",
+                r.origins, r.unreachable, r.allowed, r.disallowed
             )?;
         }
         match self.stopped {

@@ -7,6 +7,7 @@
 //! signal and the `--host-stats` counts all follow from that one report.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -23,16 +24,31 @@ use crate::failure::Failure;
 
 /// How the gate reads a robots.txt: politeness knows no HTTP, so the fetch
 /// stage lends its own GET.
+/// It reads at most [`super::robots::MAX_BYTES`], follows at least five
+/// redirects, and tries again (`--retries`) while the file is unreachable.
 pub(crate) trait RobotsSource: Sync {
-    fn get_robots(&self, url: Url) -> BoxFuture<'_, RobotsReply>;
+    fn get_robots<'a>(
+        &'a self,
+        agent: &'a str,
+        url: Url,
+        halt: &'a CancellationToken,
+    ) -> BoxFuture<'a, Rules>;
 }
 
-/// A robots.txt answer as the fetch stage got it.
-pub(crate) struct RobotsReply {
-    /// The status, when a response arrived.
-    pub(crate) status: Option<u16>,
-    /// The body, or why it could not be read.
-    pub(crate) body: Result<Vec<u8>, String>,
+/// What an attempt lends the gate to read robots.txt with.
+#[derive(Clone, Copy)]
+pub(crate) struct Ask<'a> {
+    pub(crate) halt: &'a CancellationToken,
+    pub(crate) source: &'a dyn RobotsSource,
+}
+
+/// How a robots.txt fetch waits for its host.
+#[derive(Clone, Copy)]
+enum Entry {
+    /// Before an attempt: like any request.
+    Attempt,
+    /// For a redirect: within the attempt's global slot.
+    Hop,
 }
 
 /// Why an attempt was not admitted.
@@ -63,6 +79,17 @@ pub(crate) struct Gate {
     host_stats: Option<Arc<HostStats>>,
     /// The longest pause a header may impose (`--max-retry-wait`).
     max_wait: Duration,
+    /// `--robots`: origins read, those unreachable, verdicts allowed and disallowed.
+    robots_tally: [AtomicU64; 4],
+}
+
+/// `--robots` over the run, for the summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RobotsTally {
+    pub(crate) origins: u64,
+    pub(crate) unreachable: u64,
+    pub(crate) allowed: u64,
+    pub(crate) disallowed: u64,
 }
 
 impl Gate {
@@ -73,6 +100,29 @@ impl Gate {
             robots: robots_agent.map(RobotsCache::new),
             host_stats: None,
             max_wait,
+            robots_tally: Default::default(),
+        }
+    }
+
+    /// `--robots`: what robots.txt said over the run (none without `--robots`).
+    pub(crate) fn robots_tally(&self) -> Option<RobotsTally> {
+        self.robots.as_ref()?;
+        let [o, u, a, d] = self
+            .robots_tally
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed));
+        Some(RobotsTally {
+            origins: o,
+            unreachable: u,
+            allowed: a,
+            disallowed: d,
+        })
+    }
+
+    fn count_verdict(&self, host: &str, allowed: bool) {
+        self.robots_tally[2 + usize::from(!allowed)].fetch_add(1, Ordering::Relaxed);
+        if let Some(stats) = &self.host_stats {
+            stats.robots_verdict(host, allowed);
         }
     }
 
@@ -87,6 +137,7 @@ impl Gate {
         Door {
             gate: self,
             host: self.limits.host(&host_key(url)),
+            judged: Default::default(),
         }
     }
 
@@ -97,14 +148,31 @@ impl Gate {
         }
     }
 
+    /// Whether a redirect from an attempt's URL to `next` may be followed:
+    /// `Err(why)` when `next`'s origin forbids it. Its robots.txt is read through
+    /// that host's limits, within the global slot the attempt holds.
+    pub(crate) async fn check_hop(&self, next: &Url, ask: Ask<'_>) -> Result<(), String> {
+        if self.robots.is_none() {
+            return Ok(());
+        }
+        let host = self.limits.host(&host_key(next));
+        let rules = self.robots_rules(&host, next, ask, Entry::Hop).await;
+        if let Some(delay) = rules.delay() {
+            host.crawl_delay(delay);
+        }
+        let verdict = rules.check(next);
+        self.count_verdict(host.key(), verdict.is_ok());
+        verdict
+    }
+
     /// The rules of `url`'s origin: its robots.txt, fetched by the first request
     /// that needs it, through the host's limits; the others wait for it.
     async fn robots_rules(
         &self,
         host: &HostHandle,
         url: &Url,
-        halt: &CancellationToken,
-        source: &dyn RobotsSource,
+        ask: Ask<'_>,
+        entry: Entry,
     ) -> Arc<Rules> {
         let Some(robots) = &self.robots else {
             return Arc::new(Rules::AllowAll);
@@ -114,17 +182,29 @@ impl Gate {
             .get_or_init(|| async {
                 let slot = tokio::select! {
                     biased;
-                    _ = halt.cancelled() => None,
-                    slot = host.acquire() => Some(slot),
+                    _ = ask.halt.cancelled() => None,
+                    slot = async {
+                        match entry {
+                            Entry::Attempt => host.acquire().await,
+                            Entry::Hop => host.acquire_nested().await,
+                        }
+                    } => Some(slot),
                 };
                 let Some(_slot) = slot else {
-                    return Arc::new(Rules::DisallowAll("the run was stopped".into()));
+                    return Arc::new(Rules::Unreachable("the run was stopped".into()));
                 };
-                let reply = source.get_robots(robots_url.clone()).await;
-                let why = reply.body.as_ref().err().cloned().unwrap_or_default();
-                let text = reply.body.unwrap_or_default();
-                let rules = Rules::from_response(&robots.agent, reply.status, &text, &why);
-                if let Rules::DisallowAll(why) = &rules {
+                let rules = ask
+                    .source
+                    .get_robots(&robots.agent, robots_url.clone(), ask.halt)
+                    .await;
+                self.robots_tally[0].fetch_add(1, Ordering::Relaxed);
+                if rules.unreachable() {
+                    self.robots_tally[1].fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(stats) = &self.host_stats {
+                    stats.robots_file(host.key(), rules.unreachable());
+                }
+                if let Rules::Unreachable(why) = &rules {
                     tracing::warn!(
                         "{}: {why}; its URLs are disallowed for this run (--robots)",
                         robots_url
@@ -141,6 +221,8 @@ impl Gate {
 pub(crate) struct Door<'g> {
     gate: &'g Gate,
     host: HostHandle,
+    /// Whether this job's robots verdict was counted (once, not per attempt).
+    judged: AtomicBool,
 }
 
 impl Door<'_> {
@@ -159,11 +241,16 @@ impl Door<'_> {
     ) -> Result<Permit<'_>, Refusal> {
         let host = &self.host;
         if self.gate.robots.is_some() {
-            let rules = self.gate.robots_rules(host, url, halt, source).await;
+            let ask = Ask { halt, source };
+            let rules = self.gate.robots_rules(host, url, ask, Entry::Attempt).await;
             if let Some(delay) = rules.delay() {
                 host.crawl_delay(delay);
             }
-            rules.check(url).map_err(Refusal::Robots)?;
+            let verdict = rules.check(url);
+            if !self.judged.swap(true, Ordering::Relaxed) {
+                self.gate.count_verdict(host.key(), verdict.is_ok());
+            }
+            verdict.map_err(Refusal::Robots)?;
         }
         let ready = tokio::select! {
             biased;

@@ -57,6 +57,9 @@ struct Tally {
     latency: [u32; BUCKETS],
     /// `--auto-throttle`: the host's last rate and its lowest.
     rates: Option<(f64, f64)>,
+    /// `--robots`: inputs allowed and disallowed, and whether a robots.txt of
+    /// the host was unreachable.
+    robots: Option<(u64, u64, bool)>,
 }
 
 impl Default for Tally {
@@ -73,6 +76,7 @@ impl Default for Tally {
             bytes: 0,
             latency: [0; BUCKETS],
             rates: None,
+            robots: None,
         }
     }
 }
@@ -103,6 +107,14 @@ pub(crate) struct HostLine {
     pub rate_final: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_min: Option<f64>,
+    /// `--robots`: inputs (and redirect hops) robots.txt allowed and disallowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub robots_allowed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub robots_disallowed: Option<u64>,
+    /// `--robots`: the host's robots.txt was unreachable (so all was disallowed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub robots_unreachable: Option<bool>,
 }
 
 fn bucket(ms: f64) -> usize {
@@ -149,6 +161,9 @@ impl Tally {
             bytes: self.bytes,
             rate_final: self.rates.map(|(r, _)| (r * 100.0).round() / 100.0),
             rate_min: self.rates.map(|(_, m)| (m * 100.0).round() / 100.0),
+            robots_allowed: self.robots.map(|r| r.0),
+            robots_disallowed: self.robots.map(|r| r.1),
+            robots_unreachable: self.robots.map(|r| r.2),
         }
     }
 }
@@ -186,6 +201,25 @@ impl HostStats {
     /// `--auto-throttle` set the host's rate.
     pub(crate) fn rate(&self, host: &str, rate: f64, lowest: f64) {
         self.with(host, |t| t.rates = Some((rate, lowest)));
+    }
+
+    /// `--robots`: the host's robots.txt was read (or found unreachable).
+    pub(crate) fn robots_file(&self, host: &str, unreachable: bool) {
+        self.with(host, |t| {
+            let r = t.robots.get_or_insert((0, 0, false));
+            r.2 |= unreachable;
+        });
+    }
+
+    /// `--robots`: an input or a redirect hop to `host` was judged.
+    pub(crate) fn robots_verdict(&self, host: &str, allowed: bool) {
+        self.with(host, |t| {
+            let r = t.robots.get_or_insert((0, 0, false));
+            match allowed {
+                true => r.0 += 1,
+                false => r.1 += 1,
+            }
+        });
     }
 
     /// A record was written.

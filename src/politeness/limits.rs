@@ -190,7 +190,7 @@ pub struct HostHandle {
 /// Permission to send one attempt now; dropping it frees the slots.
 pub struct Slot {
     limits: Arc<Limits>,
-    _global: OwnedSemaphorePermit,
+    _global: Option<OwnedSemaphorePermit>,
     _host: Option<OwnedSemaphorePermit>,
     /// `--auto-throttle`: counted in the host's adaptive in-flight cap.
     _turn: Option<Turn>,
@@ -263,6 +263,44 @@ impl HostHandle {
 
     /// Wait for the host (pause, cap, rate), then for a global slot and the global rate.
     pub async fn acquire(&self) -> Slot {
+        let (host, turn) = self.host_turn().await;
+        let global = self
+            .limits
+            .global
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("global semaphore never closes");
+        if let Some(rate) = &self.limits.rate {
+            rate.wait().await;
+        }
+        // A Retry-After may have arrived while this request queued.
+        self.wait_pause().await;
+        self.limits.in_flight.fetch_add(1, Ordering::Relaxed);
+        Slot {
+            limits: self.limits.clone(),
+            _global: Some(global),
+            _host: host,
+            _turn: turn,
+        }
+    }
+
+    /// Wait for the host only (pause, cap, rate, crawl delay), for a request
+    /// sent inside an attempt that already holds a global slot: the
+    /// robots.txt of a redirect's origin.
+    pub(crate) async fn acquire_nested(&self) -> Slot {
+        let (host, turn) = self.host_turn().await;
+        self.wait_pause().await;
+        self.limits.in_flight.fetch_add(1, Ordering::Relaxed);
+        Slot {
+            limits: self.limits.clone(),
+            _global: None,
+            _host: host,
+            _turn: turn,
+        }
+    }
+
+    async fn host_turn(&self) -> (Option<OwnedSemaphorePermit>, Option<Turn>) {
         self.wait_pause().await;
         let host = match &self.state.permits {
             Some(sem) => Some(
@@ -287,25 +325,7 @@ impl HostHandle {
         if let Some(delay) = self.state.crawl_delay.get() {
             delay.wait().await;
         }
-        let global = self
-            .limits
-            .global
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("global semaphore never closes");
-        if let Some(rate) = &self.limits.rate {
-            rate.wait().await;
-        }
-        // A Retry-After may have arrived while this request queued.
-        self.wait_pause().await;
-        self.limits.in_flight.fetch_add(1, Ordering::Relaxed);
-        Slot {
-            limits: self.limits.clone(),
-            _global: global,
-            _host: host,
-            _turn: turn,
-        }
+        (host, turn)
     }
 
     async fn wait_pause(&self) {

@@ -1,7 +1,7 @@
 //! Politeness: what a host is owed. The global and per-host limits with the
 //! reservation pacer (`limits.rs`, `pacer.rs`), `--auto-throttle` (`throttle.rs`),
 //! rate-limit and Retry-After headers (`ratelimit.rs`), robots.txt
-//! (`robots.rs`) and the per-host counts of `--host-stats` (`hoststats.rs`).
+//! (`robots.rs`, parsed by `robotstxt/`) and the per-host counts of `--host-stats` (`hoststats.rs`).
 //!
 //! Offers one door ([`Gate`]: `gate.door(url)`, then per attempt
 //! `door.admit(..)` -> a permit, and `permit.observe(..)`) and the [`Limits`]. Imports `input` (the
@@ -14,9 +14,11 @@ mod limits;
 mod pacer;
 mod ratelimit;
 mod robots;
+mod robotstxt;
 mod throttle;
 
-pub(crate) use gate::{Answer, Gate, Refusal, RobotsReply, RobotsSource};
+pub(crate) use gate::{Answer, Ask, Gate, Refusal, RobotsSource, RobotsTally};
 pub(crate) use hoststats::{HostStats, Written as HostRecord};
 pub(crate) use limits::{LimitSettings, Limits, Probe, Slot, host_key};
 pub(crate) use ratelimit::Signals;
+pub(crate) use robots::{MAX_BYTES as ROBOTS_MAX_BYTES, Rules, product_token};

@@ -14,6 +14,7 @@ mod outputs;
 mod politeness;
 mod props;
 mod reliability;
+mod robots;
 mod shell;
 mod since;
 mod support;
