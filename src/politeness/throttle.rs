@@ -5,7 +5,11 @@
 //!   is fewer (slow start), until the host first pushes back.
 //! - A 429 or 503 without `Retry-After`, a timeout or a reset halves it. Only
 //!   requests sent after the last cut count, so one burst of refusals halves
-//!   the rate once, not once per refusal.
+//!   the rate once, not once per refusal. Three cuts or more, each within a
+//!   second of the one before, are a cascade (a host whose window stays shut
+//!   refuses whatever the rate): coming down from above the start rate it
+//!   stops there once, and after it the rate climbs back by doubling, as in
+//!   slow start, until the host refuses again.
 //! - After a cut it climbs back quickly towards 90% of the rate that was cut
 //!   (three quarters of the gap per half second's worth of successes), then
 //!   probes up by 2% of that rate a second, and by 5% a second past it: the
@@ -17,6 +21,10 @@
 //!   early baseline (a server that slows down before it refuses).
 //! - Rate-limit headers that announce a budget set the rate to what is left of
 //!   it over what is left of the window.
+//! - It never grows past 2.5 times the rate the host was actually sent since the
+//!   last change (its starts over their span): a host that never refuses, but
+//!   is held back by latency or the in-flight cap, keeps a rate tied to what it
+//!   serves, so a limit it sets later is found as fast as on a fresh host.
 //!
 //! The host's in-flight cap moves with the rate: it starts at 8, doubles in
 //! slow start, grows by one with each later increase, and halves with each cut
@@ -34,6 +42,14 @@ use tokio::time::Instant;
 pub(crate) const START: f64 = 8.0;
 /// The slowest rate: one request per 10 s.
 pub(crate) const FLOOR: f64 = 0.1;
+/// How far above what a host was actually sent its rate may grow: enough for
+/// slow start to double while the host keeps up (the first start after a
+/// change still waits for the old spacing), little enough to stay tied to it.
+const SERVED_HEADROOM: f64 = 2.5;
+/// Cuts closer together than this are one cascade.
+const CASCADE: Duration = Duration::from_secs(1);
+/// Cuts in a cascade after which the rate climbs back in slow start.
+const CASCADE_CUTS: u32 = 3;
 /// Latencies that make the baseline.
 const BASELINE_SAMPLES: u32 = 5;
 
@@ -54,6 +70,8 @@ struct State {
     /// The rate at the last cut: where the climb slows down.
     cut_from: Option<f64>,
     last_cut: Option<Instant>,
+    /// Cuts in a row, each within [`CASCADE`] of the one before.
+    cascade: u32,
     /// Successes since the rate last changed.
     successes: f64,
     /// When the next start may go.
@@ -65,6 +83,9 @@ struct State {
     /// start, one more per increase after, halved with each cut.
     in_flight: usize,
     cap: usize,
+    /// Starts since the rate last changed, and the first and last of them.
+    starts: u32,
+    span: Option<(Instant, Instant)>,
 }
 
 /// What a response said about the host's load.
@@ -94,6 +115,7 @@ impl Throttle {
                 slow_start: true,
                 cut_from: None,
                 last_cut: None,
+                cascade: 0,
                 successes: 0.0,
                 next: None,
                 baseline: None,
@@ -101,6 +123,8 @@ impl Throttle {
                 recent: None,
                 in_flight: 0,
                 cap: (START as usize).min(most_in_flight),
+                starts: 0,
+                span: None,
             }),
         }
     }
@@ -153,6 +177,8 @@ impl Throttle {
                     Some(t) if t > now => t,
                     _ => {
                         s.next = Some(now + Duration::from_secs_f64(1.0 / s.rate));
+                        s.starts += 1;
+                        s.span = Some((s.span.map_or(now, |(first, _)| first), now));
                         return;
                     }
                 }
@@ -170,11 +196,25 @@ impl Throttle {
                 if s.last_cut.is_some_and(|cut| sent < cut) {
                     return None;
                 }
+                let now = Instant::now();
+                let close = s
+                    .last_cut
+                    .is_some_and(|cut| now.duration_since(cut) < CASCADE);
+                s.cascade = if close { s.cascade + 1 } else { 1 };
                 s.cut_from = Some(s.rate);
-                s.rate = (s.rate / 2.0).max(FLOOR);
+                // A host whose window stays shut refuses whatever the rate, so
+                // cuts come in a cascade: one coming down from above the start
+                // rate stops there, and the rate climbs back by doubling, as on
+                // a fresh host, until the host refuses again.
+                let cascade = s.cascade >= CASCADE_CUTS;
+                let floor = match cascade && s.rate > START {
+                    true => START.min(self.ceiling),
+                    false => FLOOR,
+                };
+                s.rate = (s.rate / 2.0).max(floor);
                 s.cap = (s.cap / 2).max(1);
-                s.slow_start = false;
-                s.last_cut = Some(Instant::now());
+                s.slow_start = cascade;
+                s.last_cut = Some(now);
                 s.successes = 0.0;
                 // The next start waits for the new spacing.
                 s.next = Some(Instant::now() + Duration::from_secs_f64(1.0 / s.rate));
@@ -192,7 +232,9 @@ impl Throttle {
                 if s.successes >= s.window() {
                     s.successes = 0.0;
                     if !s.slowed_down() {
-                        s.rate = s.grown().min(self.ceiling);
+                        let served = s.served();
+                        let bound = (SERVED_HEADROOM * served).max(s.rate);
+                        s.rate = s.grown().min(self.ceiling).min(bound);
                         let cap = if s.slow_start { s.cap * 2 } else { s.cap + 1 };
                         s.cap = cap.min(self.most_in_flight);
                         self.room.notify_waiters();
@@ -201,6 +243,9 @@ impl Throttle {
             }
         }
         s.lowest = s.lowest.min(s.rate);
+        if s.rate != before {
+            (s.starts, s.span) = (0, None);
+        }
         (s.rate != before).then_some(s.rate)
     }
 }
@@ -221,6 +266,18 @@ impl State {
             window
         };
         window.max(1.0)
+    }
+
+    /// The rate the host was actually sent since the last change, per second:
+    /// the gaps between its starts over their span (the current rate while
+    /// there are too few starts to tell).
+    fn served(&self) -> f64 {
+        match self.span {
+            Some((first, last)) if self.starts >= 2 && last > first => {
+                f64::from(self.starts - 1) / last.duration_since(first).as_secs_f64()
+            }
+            _ => self.rate,
+        }
     }
 
     fn grown(&self) -> f64 {
@@ -269,8 +326,10 @@ impl State {
 mod tests {
     use super::*;
 
-    fn succeed(t: &Throttle, n: usize) {
+    /// `n` requests started at the throttle's pace, each answered at once.
+    async fn succeed(t: &Throttle, n: usize) {
         for _ in 0..n {
+            t.wait().await;
             t.observe(Signal::Success(Duration::from_millis(5)));
         }
     }
@@ -279,9 +338,9 @@ mod tests {
     async fn slow_start_then_halve_then_climb_back_under_the_peak() {
         let t = Throttle::new(None, 50);
         assert_eq!(t.rates().0, START);
-        succeed(&t, 4);
+        succeed(&t, 4).await;
         assert_eq!(t.rates().0, 16.0, "doubles after half a second's worth");
-        succeed(&t, 8);
+        succeed(&t, 8).await;
         assert_eq!(t.rates().0, 32.0);
         let sent = Instant::now();
         tokio::time::advance(Duration::from_millis(10)).await;
@@ -291,14 +350,14 @@ mod tests {
             None,
             "one cut per burst"
         );
-        succeed(&t, 8);
+        succeed(&t, 8).await;
         assert_eq!(
             t.rates().0,
             16.0 + (28.8 - 16.0) * 0.75,
             "most of the gap to 90% of the peak, after half a second's worth"
         );
         for _ in 0..10 {
-            succeed(&t, 40);
+            succeed(&t, 40).await;
         }
         let (rate, lowest) = t.rates();
         assert!(
@@ -317,7 +376,7 @@ mod tests {
     async fn the_rate_stays_between_the_floor_and_the_ceiling() {
         let t = Throttle::new(Some(10.0), 50);
         assert_eq!(t.rates().0, 8.0);
-        succeed(&t, 100);
+        succeed(&t, 100).await;
         assert_eq!(t.rates().0, 10.0, "capped by --host-rate");
         for _ in 0..20 {
             t.observe(Signal::Overload {
@@ -336,9 +395,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_host_that_slows_down_stops_the_climb() {
         let t = Throttle::new(None, 50);
-        succeed(&t, 4);
+        succeed(&t, 4).await;
         assert_eq!(t.rates().0, 16.0);
         for _ in 0..40 {
+            t.wait().await;
             t.observe(Signal::Success(Duration::from_millis(200)));
         }
         assert_eq!(t.rates().0, 16.0, "latency 40 x its baseline");
@@ -355,14 +415,34 @@ mod tests {
         assert!(ninth.await.is_err(), "a ninth request waits for the cap");
         t.leave();
         t.enter().await;
-        succeed(&t, 4);
+        succeed(&t, 4).await;
         assert_eq!(t.cap(), 16);
-        succeed(&t, 8);
+        succeed(&t, 8).await;
         assert_eq!(t.cap(), 20, "never above -c / --per-host");
         t.observe(Signal::Overload {
             sent: Instant::now(),
         });
         assert_eq!(t.cap(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_host_that_never_refuses_keeps_a_rate_tied_to_what_it_serves() {
+        // Issue 25 item 10: with every answer a success, the rate used to
+        // double without end (3.5e13/s after 2,000 requests).
+        let t = Throttle::new(None, 50);
+        // The host is sent 40 requests a second (the client's own pace), and
+        // answers every one.
+        for _ in 0..2000 {
+            tokio::time::advance(Duration::from_millis(25)).await;
+            t.wait().await;
+            t.observe(Signal::Success(Duration::from_millis(5)));
+        }
+        let (rate, _) = t.rates();
+        assert!(
+            rate <= SERVED_HEADROOM * 40.0 + 1.0,
+            "rate {rate} for a host served 40/s"
+        );
+        assert!(rate >= 40.0, "and it keeps up with it: {rate}");
     }
 
     #[tokio::test(start_paused = true)]
