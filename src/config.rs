@@ -153,11 +153,20 @@ impl RequestArgs {
             let (name, value) = parse_header(raw).map_err(usage_error)?;
             headers.append(name, value);
         }
-        let data = match self.data {
+        let form = self.data.is_some();
+        let data = match self.data.or(self.data_binary) {
             None => None,
             Some(d) => Some(match d.strip_prefix('@') {
-                Some(path) => std::fs::read(path)
-                    .map_err(|e| usage_error(format!("cannot read --data file '{path}': {e}")))?,
+                Some(path) => {
+                    let mut bytes = std::fs::read(path).map_err(|e| {
+                        usage_error(format!("cannot read --data file '{path}': {e}"))
+                    })?;
+                    // curl's -d @FILE drops line breaks; --data-binary keeps every byte.
+                    if form {
+                        bytes.retain(|&b| b != b'\r' && b != b'\n');
+                    }
+                    bytes
+                }
                 None => d.into_bytes(),
             }),
         };
@@ -196,6 +205,8 @@ impl RequestArgs {
             ok_status: self.ok_status,
             robots: politeness.robots,
             robots_agent: politeness.robots_agent.clone(),
+            retry_all_methods: politeness.retry_all_methods,
+            form_data: form,
         })
     }
 }

@@ -159,7 +159,13 @@ pub struct PolitenessArgs {
     /// HTTP 408/429/500/502/503/504 (never other statuses), with backoff.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
-    /// Longest wait honoured from a Retry-After header (longer ones are capped).
+    /// Also retry requests whose method is not idempotent (POST, PATCH, ...)
+    /// after a timeout, a reset or a retried status; they may then run twice on
+    /// the server. Without it they are sent again only when no connection was made.
+    #[arg(long)]
+    pub retry_all_methods: bool,
+    /// Longest wait honoured from a Retry-After header or a rate-limit pause
+    /// (longer ones are capped).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub max_retry_wait: Duration,
     /// Find each host's rate from its answers: start slow, double while it
@@ -195,9 +201,15 @@ pub struct RequestArgs {
     /// Extra request header "Name: value"; repeatable.
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
-    /// Request body; `@FILE` reads it from a file. Implies POST unless -X is given.
+    /// Request body, sent as application/x-www-form-urlencoded unless a
+    /// Content-Type is given; `@FILE` reads it from a file without its line
+    /// breaks (as curl does). Implies POST unless -X is given.
     #[arg(short = 'd', long, value_name = "DATA")]
     pub data: Option<String>,
+    /// Request body sent exactly as given (`@FILE`: the file's bytes), with no
+    /// Content-Type of its own (curl's --data-binary). Implies POST unless -X is given.
+    #[arg(long, value_name = "DATA", conflicts_with = "data")]
+    pub data_binary: Option<String>,
     /// User-Agent header [default: trawl/VERSION].
     #[arg(short = 'A', long, value_name = "UA")]
     pub user_agent: Option<String>,
@@ -244,7 +256,7 @@ pub struct TlsArgs {
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
     /// HTTP basic auth for every request. Like an Authorization header, it is
-    /// not sent on after a redirect to another host; a -H Authorization wins.
+    /// not sent on after a redirect that changes scheme, host or port; -H wins.
     #[arg(short = 'u', long, value_name = "USER:PASSWORD")]
     pub user: Option<String>,
     /// Speak HTTP/1.1 only, never HTTP/2.

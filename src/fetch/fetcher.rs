@@ -22,7 +22,7 @@ use crate::failure::Failure;
 use crate::input::Request;
 use crate::politeness::{
     Answer, Ask, Gate, HostStats, Limits, Probe, ROBOTS_MAX_BYTES, Refusal, RobotsSource,
-    RobotsTally, Rules, Signals, Slot, host_key, product_token,
+    RobotsTally, Rules, Signals, Slot, product_token,
 };
 use crate::values::StatusSet;
 
@@ -47,6 +47,10 @@ pub(crate) struct FetchSettings {
     pub(crate) ok_status: StatusSet,
     /// `--robots`: obey each origin's robots.txt.
     pub(crate) robots: bool,
+    /// `-d` (not `--data-binary`): its body goes as a form unless a Content-Type is given.
+    pub(crate) form_data: bool,
+    /// `--retry-all-methods`: retry non-idempotent requests too.
+    pub(crate) retry_all_methods: bool,
     /// `--robots-agent`: the product token robots.txt is read for (default:
     /// what `-A` starts with).
     pub(crate) robots_agent: Option<String>,
@@ -158,6 +162,32 @@ impl Fetcher {
             .unwrap_or(if has_body { Method::POST } else { Method::GET })
     }
 
+    /// The method `req` goes out with (before any redirect changes it).
+    fn sent_method(&self, req: &Request) -> Method {
+        match req.options {
+            true => {
+                let has_body = req.body.is_some() || self.cfg.data.is_some();
+                self.method_for(req, has_body)
+            }
+            false => req.method.clone().unwrap_or(Method::GET),
+        }
+    }
+
+    /// Whether `req` may be sent again after it may have reached the server
+    /// (RFC 9110 9.2.2: idempotent methods only, unless `--retry-all-methods`).
+    fn may_repeat(&self, req: &Request) -> bool {
+        self.cfg.retry_all_methods
+            || matches!(
+                self.sent_method(req),
+                Method::GET
+                    | Method::HEAD
+                    | Method::PUT
+                    | Method::DELETE
+                    | Method::OPTIONS
+                    | Method::TRACE
+            )
+    }
+
     /// Whether `req` goes out as a GET without a body (the only requests
     /// `--since` makes conditional).
     pub(crate) fn sends_plain_get(&self, req: &Request) -> bool {
@@ -185,6 +215,7 @@ impl Fetcher {
         // Time queued for the limits before the first attempt is not the fetch's.
         let mut first_start: Option<Instant> = None;
         let mut last: Option<Outcome> = None;
+        let repeatable = self.may_repeat(req);
         loop {
             let mut permit = match door.admit(&req.url, halt, self).await {
                 Ok(permit) => permit,
@@ -211,7 +242,7 @@ impl Fetcher {
             permit.observe(answer, body.as_ref().err());
             if attempts > self.cfg.retries
                 || halt.is_cancelled()
-                || !self.retryable(head.as_ref(), &body)
+                || !self.retryable(head.as_ref(), &body, repeatable)
             {
                 let mut done = report((head, body), attempts, first_start);
                 done.slot = Some(permit.finish());
@@ -223,10 +254,19 @@ impl Fetcher {
                 (Some(h), Ok(_)) => format!("HTTP {}", h.status.as_u16()),
                 (None, Ok(_)) => "no response".to_owned(),
             };
-            match permit.retry(head.as_ref().and_then(|h| h.signals.retry_after)) {
+            let asked = head.as_ref().and_then(|h| h.signals.retry_after);
+            match permit.retry(asked) {
                 // The whole host waits; this request waits for the pause in `admit`.
                 Some(wait) => {
-                    tracing::info!(%url, attempts, "retry after {reason}; host {} paused for {} (Retry-After)", door.host(), humantime::format_duration(wait));
+                    let asked = asked.unwrap_or(wait);
+                    let capped = match asked > wait {
+                        true => match asked == Duration::MAX {
+                            true => ", the server asked for more than can be counted; capped by --max-retry-wait".to_owned(),
+                            false => format!(", the server asked for {}; capped by --max-retry-wait", humantime::format_duration(asked)),
+                        },
+                        false => String::new(),
+                    };
+                    tracing::info!(%url, attempts, "retry after {reason}; host {} paused for {} (Retry-After{capped})", door.host(), humantime::format_duration(wait));
                 }
                 None => {
                     let delay = full_jitter(caps.next().unwrap_or(Duration::from_secs(30)));
@@ -242,8 +282,18 @@ impl Fetcher {
         }
     }
 
-    fn retryable(&self, head: Option<&Head>, body: &Result<Body, Failure>) -> bool {
+    /// Whether another attempt may follow. A request that must not run twice
+    /// (`repeatable` false) is sent again only when it provably never left:
+    /// no connection was made.
+    fn retryable(
+        &self,
+        head: Option<&Head>,
+        body: &Result<Body, Failure>,
+        repeatable: bool,
+    ) -> bool {
         match body {
+            Err(Failure::Connect(_)) if head.is_none() => true,
+            _ if !repeatable => false,
             Err(Failure::Connect(_) | Failure::Timeout(_) | Failure::Io(_)) => true,
             Err(_) => false,
             Ok(_) => head.is_some_and(|h| {
@@ -301,6 +351,13 @@ impl Fetcher {
         for (name, value) in &req.headers {
             headers.insert(name.clone(), value.clone());
         }
+        if req.body.is_none() && body.is_some() && self.cfg.form_data {
+            headers
+                .entry(header::CONTENT_TYPE)
+                .or_insert(header::HeaderValue::from_static(
+                    "application/x-www-form-urlencoded",
+                ));
+        }
         let mut redirects = 0;
         let response = loop {
             // A fragment is the client's: it is never sent.
@@ -312,8 +369,13 @@ impl Fetcher {
                 .await?
                 .request(method.clone(), sent)
                 .headers(headers.clone());
-            if let Some(b) = &body {
-                request = request.body(b.clone());
+            match &body {
+                Some(b) => request = request.body(b.clone()),
+                // RFC 9110 8.6: a POST, PUT or PATCH without a body says so (some servers answer 411).
+                None if matches!(method, Method::POST | Method::PUT | Method::PATCH) => {
+                    request = request.header(header::CONTENT_LENGTH, "0");
+                }
+                None => {}
             }
             let response = request.send().await.map_err(classify);
             // The connection is up and its protocol known: the host's other requests may go.
@@ -337,7 +399,8 @@ impl Fetcher {
                 )));
             }
             redirects += 1;
-            if response.status() == StatusCode::SEE_OTHER
+            // RFC 9110 15.4.4: a 303 turns any method but HEAD into GET.
+            if (response.status() == StatusCode::SEE_OTHER && method != Method::HEAD)
                 || (method == Method::POST && matches!(response.status().as_u16(), 301 | 302))
             {
                 method = Method::GET;
@@ -345,7 +408,7 @@ impl Fetcher {
                 headers.remove(header::CONTENT_TYPE);
                 headers.remove(header::CONTENT_LENGTH);
             }
-            if host_key(&next) != host_key(&url) {
+            if !keeps_credentials(&url, &next) {
                 for name in [
                     header::AUTHORIZATION,
                     header::COOKIE,
@@ -475,6 +538,10 @@ fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, Fa
     let location = location
         .to_str()
         .map_err(|_| Failure::Decode("redirect Location header is not valid text".into()))?;
+    // An empty Location points nowhere (curl stops there too): the 3xx is the answer.
+    if location.trim().is_empty() {
+        return Ok(None);
+    }
     let next = current
         .join(location)
         .map_err(|e| Failure::Decode(format!("invalid redirect Location '{location}': {e}")))?;
@@ -488,6 +555,12 @@ fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, Fa
 /// failed together do not retry together.
 fn full_jitter(cap: Duration) -> Duration {
     Duration::from_micros(rand::random_range(0..=cap.as_micros() as u64))
+}
+
+/// Whether a redirect from `from` to `to` keeps Authorization and Cookie: as
+/// curl, only while the scheme, host and port stay the same.
+fn keeps_credentials(from: &Url, to: &Url) -> bool {
+    from.origin() == to.origin()
 }
 
 /// A URL fit for logs: any `user:password@` is removed.
@@ -508,6 +581,23 @@ mod tests {
         let waits: Vec<Duration> = (0..200).map(|_| full_jitter(cap)).collect();
         assert!(waits.iter().all(|w| *w <= cap));
         assert!(waits.iter().any(|w| *w < cap / 4) && waits.iter().any(|w| *w > cap * 3 / 4));
+    }
+
+    #[test]
+    fn credentials_stop_at_a_change_of_scheme_host_or_port() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(keeps_credentials(
+            &u("https://h.test/a"),
+            &u("https://h.test:443/b")
+        ));
+        for to in [
+            "http://h.test:443/",
+            "http://h.test/",
+            "https://h.test:8443/",
+            "https://g.test/",
+        ] {
+            assert!(!keeps_credentials(&u("https://h.test/a"), &u(to)), "{to}");
+        }
     }
 
     #[test]

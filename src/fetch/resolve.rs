@@ -41,6 +41,12 @@ pub(crate) fn parse_pin(s: &str) -> Result<Pin, String> {
         return Err(bad("missing parts"));
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.starts_with(['+', '-']) {
+        return Err(bad("curl's +HOST and -HOST forms are not supported"));
+    }
+    if host.contains('*') {
+        return Err(bad("a wildcard host is not supported; name each host"));
+    }
     if host.is_empty() || host.contains(['/', '[', ']', ' ']) {
         return Err(bad("bad host name"));
     }
@@ -181,6 +187,20 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
+
+    #[test]
+    fn curls_wildcard_and_plus_minus_forms_are_refused_not_ignored() {
+        // Accepted silently before, and the name then went to DNS.
+        for (arg, says) in [
+            ("*:443:127.0.0.1", "wildcard"),
+            ("+a.test:443:127.0.0.1", "+HOST"),
+            ("-a.test:443", "+HOST"),
+        ] {
+            let why = parse_pin(arg).unwrap_err();
+            assert!(why.contains(says), "{arg}: {why}");
+        }
+        assert!(parse_pin("a.test:443:127.0.0.1").is_ok());
+    }
 
     fn counting(delay: Duration) -> (LookupFn, Arc<AtomicUsize>) {
         let count = Arc::new(AtomicUsize::new(0));

@@ -19,6 +19,6 @@ mod throttle;
 
 pub(crate) use gate::{Answer, Ask, Gate, Refusal, RobotsSource, RobotsTally};
 pub(crate) use hoststats::{HostStats, Written as HostRecord};
-pub(crate) use limits::{LimitSettings, Limits, Probe, Slot, host_key};
+pub(crate) use limits::{LimitSettings, Limits, Probe, Slot};
 pub(crate) use ratelimit::Signals;
 pub(crate) use robots::{MAX_BYTES as ROBOTS_MAX_BYTES, Rules, product_token};

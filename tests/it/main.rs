@@ -15,6 +15,7 @@ mod politeness;
 mod props;
 mod reliability;
 mod robots;
+mod semantics;
 mod shell;
 mod since;
 mod support;

@@ -7,71 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
 use crate::support::*;
-
-/// What the raw server does for one request.
-struct Reply {
-    bytes: Vec<u8>,
-    /// Keep the connection open (and silent) this long after the bytes.
-    stall: Duration,
-}
-
-fn reply(status: u16, headers: &str, body: &[u8]) -> Reply {
-    let mut bytes = format!(
-        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
-        body.len()
-    )
-    .into_bytes();
-    bytes.extend_from_slice(body);
-    Reply {
-        bytes,
-        stall: Duration::ZERO,
-    }
-}
-
-fn page() -> Reply {
-    reply(200, "Content-Type: text/plain\r\n", b"page\n")
-}
-
-type Seen = Arc<Mutex<Vec<String>>>;
-
-/// A server that writes raw bytes: each request's target (as sent, on the
-/// request line) is kept, and `answer(target)` says what goes back.
-async fn raw<F>(answer: F) -> (u16, Seen)
-where
-    F: Fn(&str) -> Reply + Send + Sync + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen: Seen = Arc::default();
-    let log = seen.clone();
-    let answer = Arc::new(answer);
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let (log, answer) = (log.clone(), answer.clone());
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&head);
-                let target = text.split(' ').nth(1).unwrap_or("").to_owned();
-                log.lock().unwrap().push(target.clone());
-                let r = answer(&target);
-                let _ = socket.write_all(&r.bytes).await;
-                tokio::time::sleep(r.stall).await;
-            });
-        }
-    });
-    (port, seen)
-}
 
 fn kind(r: &trawl::Record) -> Option<&str> {
     r.error.as_ref().map(|e| e.kind.as_str())
@@ -102,7 +38,8 @@ async fn a_robots_txt_that_cannot_be_read_whole_disallows_the_origin() {
         ("cut", cut as fn() -> Reply, "could not be read whole"),
         ("stalled", stalled, "--timeout"),
     ] {
-        let (port, seen) = raw(move |t| if t == "/robots.txt" { robots() } else { page() }).await;
+        let (port, seen, _) =
+            raw(move |t| if t == "/robots.txt" { robots() } else { page() }).await;
         let run = run(
             &["--robots", "--retries", "0", "-t", "1s"],
             lines([format!("http://127.0.0.1:{port}/a")]),
@@ -129,12 +66,12 @@ async fn a_large_robots_txt_is_parsed_up_to_500_kib_whatever_max_body_says() {
     big.resize(200 * 1024, b'\n');
     big.extend_from_slice(b"Disallow: /private\n");
     let (huge, big) = (Arc::new(huge), Arc::new(big));
-    let (port, _) = raw(move |t| match t {
+    let (port, _, _) = raw(move |t| match t {
         "/robots.txt" => reply(200, "", &huge),
         _ => page(),
     })
     .await;
-    let (port2, _) = raw(move |t| match t {
+    let (port2, _, _) = raw(move |t| match t {
         "/robots.txt" => reply(200, "", &big),
         _ => page(),
     })
@@ -159,7 +96,7 @@ async fn a_large_robots_txt_is_parsed_up_to_500_kib_whatever_max_body_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragments_are_neither_matched_nor_sent() {
     let robots = "User-agent: *\nDisallow: /*.php$\n";
-    let (port, seen) = raw(move |t| match t {
+    let (port, seen, _) = raw(move |t| match t {
         "/robots.txt" => reply(200, "", robots.as_bytes()),
         _ => page(),
     })
@@ -188,12 +125,12 @@ async fn fragments_are_neither_matched_nor_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_redirect_hop_passes_its_origins_robots_txt() {
     // Item 3: a hop to a disallowed path, on this origin or another, is not fetched.
-    let (other, other_seen) = raw(|t| match t {
+    let (other, other_seen, _) = raw(|t| match t {
         "/robots.txt" => reply(200, "", b"User-agent: *\nDisallow: /secret\n"),
         _ => page(),
     })
     .await;
-    let (port, seen) = raw(move |t| match t {
+    let (port, seen, _) = raw(move |t| match t {
         "/robots.txt" => reply(200, "", b"User-agent: *\nDisallow: /private\n"),
         "/here" => reply(302, "Location: /private/x\r\n", b""),
         "/there" => reply(
@@ -275,12 +212,12 @@ async fn every_redirect_hop_passes_its_origins_robots_txt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_txt_follows_five_redirects_and_429_is_unreachable() {
     // Item 9: five hops whatever --max-redirects, across origins.
-    let (final_port, _) = raw(|t| match t {
+    let (final_port, _, _) = raw(|t| match t {
         "/real-robots" => reply(200, "", b"User-agent: *\nDisallow: /x\n"),
         _ => page(),
     })
     .await;
-    let (port, _) = raw(move |t| match t {
+    let (port, _, _) = raw(move |t| match t {
         "/robots.txt" => reply(301, "Location: /r1\r\n", b""),
         "/r1" => reply(302, "Location: /r2\r\n", b""),
         "/r2" => reply(307, "Location: /r3\r\n", b""),
@@ -307,7 +244,7 @@ async fn robots_txt_follows_five_redirects_and_429_is_unreachable() {
     );
     assert!(run1.at(1).ok, "{:?}", run1.at(1));
 
-    let (busy, busy_seen) = raw(|t| match t {
+    let (busy, busy_seen, _) = raw(|t| match t {
         "/robots.txt" => reply(429, "", b""),
         _ => page(),
     })
@@ -330,7 +267,7 @@ async fn robots_txt_follows_five_redirects_and_429_is_unreachable() {
 async fn an_unreachable_robots_txt_is_retried_before_the_verdict() {
     let tries = Arc::new(Mutex::new(0));
     let count = tries.clone();
-    let (port, _) = raw(move |t| match t {
+    let (port, _, _) = raw(move |t| match t {
         "/robots.txt" => {
             let mut n = count.lock().unwrap();
             *n += 1;
@@ -356,7 +293,7 @@ async fn an_unreachable_robots_txt_is_retried_before_the_verdict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_agent_names_the_token_when_the_user_agent_is_a_browsers() {
     let robots = "User-agent: XBot\nDisallow: /x\n\nUser-agent: *\nDisallow: /\n";
-    let (port, _) = raw(move |t| match t {
+    let (port, _, _) = raw(move |t| match t {
         "/robots.txt" => reply(200, "", robots.as_bytes()),
         _ => page(),
     })

@@ -2,7 +2,11 @@
 //! JSON lines back as typed records.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use clap::Parser;
 use trawl::Cli;
@@ -168,4 +172,67 @@ where
         }
     });
     port
+}
+
+/// What the raw server does for one request.
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    /// Keep the connection open (and silent) this long after the bytes.
+    pub stall: Duration,
+}
+
+pub fn reply(status: u16, headers: &str, body: &[u8]) -> Reply {
+    let mut bytes = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(body);
+    Reply {
+        bytes,
+        stall: Duration::ZERO,
+    }
+}
+
+pub fn page() -> Reply {
+    reply(200, "Content-Type: text/plain\r\n", b"page\n")
+}
+
+pub type Seen = Arc<Mutex<Vec<String>>>;
+
+/// A server that writes raw bytes: each request's target (as sent, on the
+/// request line) and its whole head are kept, and `answer(target)` says what
+/// goes back. One request per connection.
+pub async fn raw<F>(answer: F) -> (u16, Seen, Seen)
+where
+    F: Fn(&str) -> Reply + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen, heads): (Seen, Seen) = Default::default();
+    let (log, heads_log) = (seen.clone(), heads.clone());
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (log, heads_log, answer) = (log.clone(), heads_log.clone(), answer.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head);
+                let target = text.split(' ').nth(1).unwrap_or("").to_owned();
+                log.lock().unwrap().push(target.clone());
+                heads_log.lock().unwrap().push(text.into_owned());
+                let r = answer(&target);
+                let _ = socket.write_all(&r.bytes).await;
+                tokio::time::sleep(r.stall).await;
+            });
+        }
+    });
+    (port, seen, heads)
 }

@@ -1,0 +1,146 @@
+//! HTTP semantics as curl users expect them (issue 26), on a server that
+//! records every request head it receives.
+
+use crate::support::*;
+
+fn requests(heads: &Seen, method_and_path: &str) -> usize {
+    heads
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|h| h.starts_with(method_and_path))
+        .count()
+}
+
+fn head_of<'a>(heads: &'a [String], method_and_path: &str) -> &'a str {
+    heads
+        .iter()
+        .find(|h| h.starts_with(method_and_path))
+        .unwrap_or_else(|| panic!("no {method_and_path} in {heads:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_is_not_repeated_unless_it_never_left_or_the_user_asks() {
+    // RFC 9110 9.2.2: the server ran one POST 3 times under the default --retries 2.
+    let (port, _, heads) = raw(|_| reply(503, "", b"busy")).await;
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let post = run(&["-d", "x=1"], lines([url("/p")])).await;
+    assert_eq!(post.at(0).attempts, Some(1), "{:?}", post.at(0));
+    assert_eq!(requests(&heads, "POST /p "), 1);
+    let patch = run(&["-X", "PATCH"], lines([url("/q")])).await;
+    assert_eq!(patch.at(0).attempts, Some(1));
+    // Idempotent methods are retried as before.
+    let put = run(&["-X", "PUT"], lines([url("/r")])).await;
+    assert_eq!(put.at(0).attempts, Some(3));
+    assert_eq!(requests(&heads, "PUT /r "), 3);
+    // Asked for: every method.
+    let all = run(&["-d", "x=1", "--retry-all-methods"], lines([url("/s")])).await;
+    assert_eq!(all.at(0).attempts, Some(3));
+    assert_eq!(requests(&heads, "POST /s "), 3);
+    // A POST that never reached a server (connect refused) may go again.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let refused = run(
+        &["-d", "x=1"],
+        lines([format!("http://127.0.0.1:{closed_port}/t")]),
+    )
+    .await;
+    assert_eq!(
+        refused.at(0).error.as_ref().unwrap().kind.as_str(),
+        "connect"
+    );
+    assert_eq!(refused.at(0).attempts, Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_stays_head_on_303_and_a_bodiless_post_says_content_length_0() {
+    let (port, _, heads) = raw(|t| match t {
+        "/see-other" => reply(303, "Location: /target\r\n", b""),
+        _ => reply(200, "", b"ok"),
+    })
+    .await;
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let head = run(&["-X", "HEAD"], lines([url("/see-other")])).await;
+    assert!(head.at(0).ok, "{:?}", head.at(0));
+    assert_eq!(requests(&heads, "HEAD /target "), 1, "RFC 9110 15.4.4");
+    assert_eq!(requests(&heads, "GET /target "), 0);
+    for method in ["POST", "PUT"] {
+        let path = format!("/empty-{method}");
+        run(&["-X", method], lines([url(&path)])).await;
+        let seen = heads.lock().unwrap().clone();
+        let sent = head_of(&seen, &format!("{method} {path} ")).to_ascii_lowercase();
+        assert!(sent.contains("content-length: 0\r\n"), "{sent}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_location_is_the_answer_not_a_loop() {
+    let (port, targets, _) = raw(|_| reply(302, "Location: \r\n", b"")).await;
+    let r = run(&[], lines([format!("http://127.0.0.1:{port}/x")])).await;
+    let rec = r.at(0);
+    assert_eq!((rec.status, rec.redirects), (Some(302), Some(0)), "{rec:?}");
+    assert!(rec.ok, "a 3xx is ok by default");
+    assert_eq!(
+        targets.lock().unwrap().len(),
+        1,
+        "followed as a self-loop before"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_too_large_to_count_is_capped_like_any_other() {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = hits.clone();
+    let (port, _, _) = raw(
+        move |_| match n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+            0 => reply(503, "Retry-After: 99999999999999999999999\r\n", b""),
+            _ => reply(200, "", b"ok"),
+        },
+    )
+    .await;
+    let r = run(
+        &["--max-retry-wait", "1s"],
+        lines([format!("http://127.0.0.1:{port}/x")]),
+    )
+    .await;
+    let rec = r.at(0);
+    assert!(rec.ok && rec.attempts == Some(2), "{rec:?}");
+    // Ignored before (a retry after ~40 ms); now the host waits the cap.
+    assert!(rec.elapsed_ms.unwrap() >= 900.0, "{rec:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_is_a_form_as_in_curl_and_data_binary_is_verbatim() {
+    let (port, _, heads) = raw(|_| reply(200, "", b"ok")).await;
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body.txt");
+    std::fs::write(&file, "a=1\nb=2\r\n").unwrap();
+    let at = format!("@{}", file.display());
+    run(&["-d", &at], lines([url("/form")])).await;
+    run(&["--data-binary", &at], lines([url("/binary")])).await;
+    run(
+        &["-d", "x", "-H", "Content-Type: text/plain"],
+        lines([url("/typed")]),
+    )
+    .await;
+    let seen = heads.lock().unwrap().clone();
+    let form = head_of(&seen, "POST /form ").to_ascii_lowercase();
+    assert!(
+        form.contains("content-type: application/x-www-form-urlencoded\r\n"),
+        "{form}"
+    );
+    assert!(
+        form.contains("content-length: 6\r\n"),
+        "line breaks dropped: {form}"
+    );
+    let binary = head_of(&seen, "POST /binary ").to_ascii_lowercase();
+    assert!(!binary.contains("content-type:"), "{binary}");
+    assert!(
+        binary.contains("content-length: 9\r\n"),
+        "every byte: {binary}"
+    );
+    let typed = head_of(&seen, "POST /typed ").to_ascii_lowercase();
+    assert!(typed.contains("content-type: text/plain\r\n"), "{typed}");
+}
