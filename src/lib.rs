@@ -208,31 +208,32 @@ async fn prepare<'a>(
             "resume: dropped torn, cancelled or duplicate lines"
         );
     }
-    let outputs = output::Outputs::open(&cfg.outputs)?;
+    // Every path is checked (opened, the reports without emptying them) before
+    // any output is truncated, so a bad late path loses nothing.
     if let Some(dir) = &cfg.process.save {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create --save directory '{}'", dir.display()))?;
     }
-    // Created now, so a bad path fails before the run rather than after it.
     let summary_file = match &cfg.outputs.summary {
-        Some(path) => Some((
-            path.as_path(),
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create summary '{}'", path.display()))?,
-        )),
+        Some(path) => Some((path.as_path(), output::open_report(path, "summary")?)),
         None => None,
     };
+    let host_stats_file = match &cfg.outputs.host_stats {
+        Some(path) => Some((path.clone(), output::open_report(path, "--host-stats")?)),
+        None => None,
+    };
+    let outputs = output::Outputs::open(&cfg.outputs)?;
+    for (path, file) in summary_file
+        .iter()
+        .map(|(p, f)| (*p, f))
+        .chain(host_stats_file.iter().map(|(p, f)| (p.as_path(), f)))
+    {
+        output::empty(file, path)?;
+    }
     let limits = Limits::new(&cfg.limits);
     progress.watch(limits.clone());
-    let host_stats = match &cfg.outputs.host_stats {
-        Some(path) => Some((
-            path.clone(),
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create --host-stats '{}'", path.display()))?,
-            Arc::new(politeness::HostStats::default()),
-        )),
-        None => None,
-    };
+    let host_stats = host_stats_file
+        .map(|(path, file)| (path, file, Arc::new(politeness::HostStats::default())));
     let fetcher = Fetcher::new(cfg.fetch.clone(), limits)
         .context("building the HTTP client")?
         .with_host_stats(host_stats.as_ref().map(|(_, _, s)| s.clone()));

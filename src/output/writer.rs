@@ -54,26 +54,43 @@ pub(crate) struct Outputs {
 
 impl Outputs {
     /// Create the output files before anything runs, so a bad path is exit 2.
+    /// Both files are opened before either is emptied: a bad `--errors` path
+    /// leaves an existing `-o` file whole.
     pub(crate) fn open(cfg: &OutputSettings) -> anyhow::Result<Outputs> {
-        let main = match &cfg.main {
-            Some(path) => file_sink(path, cfg.resume)?,
-            None => Sink {
-                out: BufWriter::with_capacity(BUFFER, Box::new(io::stdout())),
-            },
-        };
+        let main = cfg
+            .main
+            .as_deref()
+            .map(|p| open_file(p, cfg.resume))
+            .transpose()?;
         let errors = cfg
             .errors
             .as_deref()
-            .map(|p| file_sink(p, cfg.resume))
+            .map(|p| open_file(p, cfg.resume))
             .transpose()?;
+        let sink = |opened: Option<(std::fs::File, &Path)>| -> anyhow::Result<Option<Sink>> {
+            let Some((file, path)) = opened else {
+                return Ok(None);
+            };
+            if !cfg.resume {
+                empty(&file, path)?;
+            }
+            Ok(Some(Sink {
+                out: BufWriter::with_capacity(BUFFER, Box::new(file)),
+            }))
+        };
+        let main = sink(main.zip(cfg.main.as_deref()))?.unwrap_or_else(|| Sink {
+            out: BufWriter::with_capacity(BUFFER, Box::new(io::stdout())),
+        });
+        let errors = sink(errors.zip(cfg.errors.as_deref()))?;
         Ok(Outputs { main, errors })
     }
 }
 
-/// Refuse any `-o`, `--errors`, `--summary` or `--save` target that is one of
-/// the inputs or `--since` files (the same device and inode, whatever the spelling: symlinks and
-/// hard links included; stdin when it is a file): opening it for writing would
-/// empty the list before it is read. Checked before anything is opened.
+/// Refuse any `-o`, `--errors`, `--summary`, `--host-stats` or `--save` target
+/// that is one of the inputs or `--since` files (the same device and inode,
+/// whatever the spelling: symlinks and hard links included; stdin when it is a
+/// file): opening it for writing would empty the list before it is read. And
+/// refuse two targets that are one file. Checked before anything is opened.
 pub(crate) fn refuse_to_overwrite_inputs(
     inputs: &[InputSpec],
     since: &[PathBuf],
@@ -108,8 +125,11 @@ pub(crate) fn refuse_to_overwrite_inputs(
         ("--host-stats", cfg.host_stats.as_deref()),
         ("--save", save),
     ];
-    for (flag, target) in targets {
-        let Some(path) = target else { continue };
+    let targets: Vec<(&str, &Path)> = targets
+        .into_iter()
+        .filter_map(|(flag, path)| Some((flag, path?)))
+        .collect();
+    for &(flag, path) in &targets {
         let Some(id) = identity(path) else { continue };
         if let Some((what, name, _)) = read.iter().find(|(_, _, i)| *i == id) {
             anyhow::bail!(
@@ -118,21 +138,71 @@ pub(crate) fn refuse_to_overwrite_inputs(
             );
         }
     }
+    // Two outputs in one file tear each other's lines: the same file by device
+    // and inode (symlinks, hard links), or the same path for one not yet made.
+    let key = |path: &Path| match identity(path) {
+        Some(id) => Target::File(id),
+        None => Target::Path(absolute(path)),
+    };
+    for (i, &(flag, path)) in targets.iter().enumerate() {
+        for &(other, other_path) in &targets[..i] {
+            if key(path) == key(other_path) {
+                anyhow::bail!(
+                    "{other} '{}' and {flag} '{}' are the same file: give each its own",
+                    other_path.display(),
+                    path.display()
+                );
+            }
+        }
+    }
     Ok(())
 }
 
+/// What an output path names, for comparing outputs.
+#[derive(PartialEq)]
+enum Target {
+    File((u64, u64)),
+    Path(PathBuf),
+}
+
+/// `path` made absolute through its existing parent (`./x` and `x` are one).
+fn absolute(path: &Path) -> PathBuf {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+    parent.join(path.file_name().unwrap_or_default())
+}
+
+/// Open a report file (`--summary`, `--host-stats`) without emptying it yet, so
+/// a bad path later on the command line fails before any output is truncated.
+/// [`empty`] empties it once every output has been opened.
+pub(crate) fn open_report(path: &Path, flag: &str) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("cannot create {flag} '{}'", path.display()))
+}
+
+/// Empty a file opened by [`open_report`].
+pub(crate) fn empty(file: &std::fs::File, path: &Path) -> anyhow::Result<()> {
+    file.set_len(0)
+        .with_context(|| format!("cannot write '{}'", path.display()))
+}
+
 /// Truncate, or append when resuming.
-fn file_sink(path: &Path, append: bool) -> anyhow::Result<Sink> {
-    let file = std::fs::OpenOptions::new()
+/// An output file, opened for appending with `--resume`, else not yet emptied.
+fn open_file(path: &Path, append: bool) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .append(append)
-        .truncate(!append)
+        .truncate(false)
         .open(path)
-        .with_context(|| format!("cannot create '{}'", path.display()))?;
-    Ok(Sink {
-        out: BufWriter::with_capacity(BUFFER, Box::new(file)),
-    })
+        .with_context(|| format!("cannot create '{}'", path.display()))
 }
 
 /// How the writer ended.

@@ -9,6 +9,7 @@ mod footguns;
 mod http2;
 mod inputs;
 mod large;
+mod local;
 mod names;
 mod outputs;
 mod politeness;
