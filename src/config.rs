@@ -6,6 +6,7 @@
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -42,9 +43,37 @@ pub struct Config {
     pub(crate) allow_failures: Threshold,
     /// Time requests in flight get to finish after Ctrl-C/SIGTERM.
     pub grace: Duration,
+    /// How names are looked up when not pinned (the system's resolver unless
+    /// replaced with [`Config::with_lookup`]).
+    pub(crate) lookup: Option<Lookup>,
+}
+
+/// A replacement resolver (see [`Config::with_lookup`]).
+#[derive(Clone)]
+pub(crate) struct Lookup(pub(crate) crate::fetch::LookupFn);
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lookup(..)")
+    }
 }
 
 impl Config {
+    /// Look names up with `lookup` (host name -> addresses) instead of the
+    /// system's resolver: for tests that must never ask the network's
+    /// nameserver, and for callers with their own name service.
+    pub fn with_lookup<F>(mut self, lookup: F) -> Config
+    where
+        F: Fn(&str) -> std::io::Result<Vec<std::net::IpAddr>> + Send + Sync + 'static,
+    {
+        let lookup = Arc::new(lookup);
+        self.lookup = Some(Lookup(Arc::new(move |host: String| {
+            let answer = lookup(&host);
+            Box::pin(async move { answer })
+        })));
+        self
+    }
+
     /// The progress display that `--progress`, `--no-progress` and `-q` ask for.
     pub fn progress(&self) -> Progress {
         Progress::new(&self.ui)
@@ -101,6 +130,7 @@ impl RunArgs {
             ui,
             allow_failures: output.allow_failures.unwrap_or(Threshold::Count(0)),
             grace: Duration::from_secs(3),
+            lookup: None,
         })
     }
 }

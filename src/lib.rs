@@ -234,7 +234,11 @@ async fn prepare<'a>(
     progress.watch(limits.clone());
     let host_stats = host_stats_file
         .map(|(path, file)| (path, file, Arc::new(politeness::HostStats::default())));
-    let fetcher = Fetcher::new(cfg.fetch.clone(), limits)
+    let fetcher = match &cfg.lookup {
+        Some(lookup) => Fetcher::with_lookup(cfg.fetch.clone(), limits, lookup.0.clone()),
+        None => Fetcher::new(cfg.fetch.clone(), limits),
+    };
+    let fetcher = fetcher
         .context("building the HTTP client")?
         .with_host_stats(host_stats.as_ref().map(|(_, _, s)| s.clone()));
     let fetcher = Arc::new(fetcher);

@@ -22,6 +22,6 @@ pub(crate) use clients::{ClientSettings, HttpVersions};
 #[cfg(test)]
 pub(crate) use fetcher::RETRIED_STATUSES;
 pub(crate) use fetcher::{FetchSettings, Fetcher, Report};
-pub(crate) use resolve::{Pin, parse_pin};
+pub(crate) use resolve::{LookupFn, Pin, parse_pin};
 pub(crate) use tap::{Piece, Tap};
 pub(crate) use tls::Tls;

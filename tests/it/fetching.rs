@@ -6,7 +6,7 @@ use std::time::Duration;
 use sha2::Digest;
 use trawl::ErrorKind;
 
-use crate::support::{Server, assert_one_per_index, lines, run};
+use crate::support::{Server, assert_one_per_index, lines, run, run_offline};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_followed_counted_and_bounded() {
@@ -98,12 +98,12 @@ async fn transport_failures_are_classified() {
         format!("http://127.0.0.1:{closed_port}/"),
         server.raw_url("/reset"),
         server.raw_url("/garbage"),
-        // `.invalid` names are answered locally by the resolver (RFC 6761): no DNS traffic.
+        // Answered by the test's own resolver: no DNS traffic (run_offline).
         "http://no-such-host.invalid/".to_owned(),
         server.url("/truncated"),
         format!("https://127.0.0.1:{}/fast", server.addr.port()),
     ]);
-    let run = run(&["--retries", "0"], input).await;
+    let run = run_offline(&["--retries", "0"], input).await;
     assert_one_per_index(&run.records, 6);
     let kinds: Vec<_> = (0..6).map(|i| run.at(i).error_kind()).collect();
     assert_eq!(

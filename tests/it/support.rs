@@ -38,6 +38,29 @@ impl Run {
 
 /// Run trawl in-process with `args` on `input` (written to a file), records to `-o`.
 pub async fn run(args: &[&str], input: impl AsRef<[u8]>) -> Run {
+    run_with(args, input, |cfg| cfg).await
+}
+
+/// [`run`] with every name answered "not found" by an injected resolver, so a
+/// `dns` failure never asks the machine's nameserver (`.invalid` included:
+/// with `hosts: files dns` glibc sends it on).
+pub async fn run_offline(args: &[&str], input: impl AsRef<[u8]>) -> Run {
+    run_with(args, input, |cfg| {
+        cfg.with_lookup(|host| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host}: no such name (the test's resolver)"),
+            ))
+        })
+    })
+    .await
+}
+
+async fn run_with(
+    args: &[&str],
+    input: impl AsRef<[u8]>,
+    adjust: impl FnOnce(trawl::Config) -> trawl::Config,
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("list.txt");
     std::fs::write(&list, input).unwrap();
@@ -53,7 +76,7 @@ pub async fn run(args: &[&str], input: impl AsRef<[u8]>) -> Run {
             .map(|a| a.replace("{dir}", &dir.path().display().to_string())),
     );
     let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    let cfg = cli.run.into_config(vec![InputSpec::File(list)]).unwrap();
+    let cfg = adjust(cli.run.into_config(vec![InputSpec::File(list)]).unwrap());
     let outcome = trawl::run(Arc::new(cfg), Progress::hidden(), Shutdown::new())
         .await
         .unwrap();
