@@ -20,7 +20,7 @@ pub(crate) fn classify(err: reqwest::Error) -> Failure {
         } else {
             Failure::Connect(message)
         }
-    } else if is_cut_short(&err) {
+    } else if is_cut_short(&err, err.is_decode()) {
         Failure::Io(message)
     } else if err.is_decode() || has_source::<hyper::Error>(&err, |e| e.is_parse()) {
         Failure::Decode(message)
@@ -30,15 +30,19 @@ pub(crate) fn classify(err: reqwest::Error) -> Failure {
 }
 
 /// The connection ended early: reset, closed, or a body shorter than announced.
-fn is_cut_short(err: &(dyn StdError + 'static)) -> bool {
+/// `decoding`: the error came from decompressing the body, where an unexpected
+/// end without a hyper error below it is the compressed stream's own (every
+/// byte of the body arrived), not the connection's.
+fn is_cut_short(err: &(dyn StdError + 'static), decoding: bool) -> bool {
     use std::io::ErrorKind as K;
     has_source::<hyper::Error>(err, |e| {
         e.is_incomplete_message() || e.is_closed() || e.is_canceled()
-    }) || has_source::<std::io::Error>(err, |e| {
-        matches!(
-            e.kind(),
-            K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
-        )
+    }) || has_source::<std::io::Error>(err, |e| match e.kind() {
+        K::UnexpectedEof => !decoding || has_source::<hyper::Error>(err, |_| true),
+        kind => matches!(
+            kind,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+        ),
     })
 }
 

@@ -144,3 +144,37 @@ async fn data_is_a_form_as_in_curl_and_data_binary_is_verbatim() {
     let typed = head_of(&seen, "POST /typed ").to_ascii_lowercase();
     assert!(typed.contains("content-type: text/plain\r\n"), "{typed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_never_reach_a_record_but_are_still_sent() {
+    let (port, _, heads) = raw(|_| reply(200, "", b"ok")).await;
+    let url = format!("http://user:s3cret@127.0.0.1:{port}/x");
+    let r = run(&[], lines([url])).await;
+    let rec = r.at(0);
+    let text = serde_json::to_string(rec).unwrap();
+    assert!(!text.contains("s3cret"), "{text}");
+    assert_eq!(rec.input, format!("http://user@127.0.0.1:{port}/x"));
+    let seen = heads.lock().unwrap().clone();
+    // user:s3cret, base64.
+    assert!(seen[0].contains("dXNlcjpzM2NyZXQ="), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_stream_cut_short_inside_a_whole_body_is_decode_tried_once() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&b"hello trawl ".repeat(500)).unwrap();
+    let mut gz = gz.finish().unwrap();
+    gz.truncate(gz.len() / 2);
+    let gz = std::sync::Arc::new(gz);
+    let (port, _, heads) = raw(move |_| reply(200, "Content-Encoding: gzip\r\n", &gz)).await;
+    let r = run(&[], lines([format!("http://127.0.0.1:{port}/z")])).await;
+    let rec = r.at(0);
+    assert_eq!(
+        rec.error.as_ref().map(|e| e.kind.as_str()),
+        Some("decode"),
+        "{rec:?}"
+    );
+    assert_eq!(rec.attempts, Some(1), "every byte arrived: no retry");
+    assert_eq!(heads.lock().unwrap().len(), 1);
+}
