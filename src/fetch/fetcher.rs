@@ -381,8 +381,14 @@ impl Fetcher {
             // The connection is up and its protocol known: the host's other requests may go.
             drop(probe.take());
             let response = response?;
-            let Some(next) = redirect_target(&url, &response)? else {
-                break response;
+            let next = match redirect_target(&url, &response) {
+                Ok(Some(next)) => next,
+                Ok(None) => break response,
+                Err(failure) => {
+                    // The record names the 3xx that pointed nowhere usable.
+                    *head = Some(head_of(&response, url, redirects, start));
+                    return Err(failure);
+                }
             };
             if redirects == hops.most {
                 *head = Some(head_of(&response, url, redirects, start));
@@ -417,6 +423,10 @@ impl Fetcher {
                     headers.remove(name);
                 }
             }
+            // Until the next hop answers, its failure (or the attempt's timeout)
+            // is recorded where it happened: the hop's URL, the redirects so
+            // far, and the last status received.
+            *head = Some(head_of(&response, next.clone(), redirects, start));
             url = next;
         };
         *head = Some(head_of(&response, url, redirects, start));
@@ -547,7 +557,10 @@ fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, Fa
         .map_err(|e| Failure::Decode(format!("invalid redirect Location '{location}': {e}")))?;
     match next.scheme() {
         "http" | "https" => Ok(Some(next)),
-        other => Err(Failure::UnsupportedScheme(other.to_owned())),
+        other => Err(Failure::Decode(format!(
+            "redirect ({}) to '{location}': a {other}: URL is not followed",
+            response.status().as_u16()
+        ))),
     }
 }
 

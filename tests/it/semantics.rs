@@ -178,3 +178,65 @@ async fn a_gzip_stream_cut_short_inside_a_whole_body_is_decode_tried_once() {
     assert_eq!(rec.attempts, Some(1), "every byte arrived: no retry");
     assert_eq!(heads.lock().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_a_redirect_names_the_hop_and_the_redirects() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (slow, _, _) = raw(|_| {
+        let mut r = reply(200, "", b"late");
+        r.bytes.clear();
+        r.stall = std::time::Duration::from_secs(5);
+        r
+    })
+    .await;
+    let (port, _, _) = raw(move |t| match t {
+        "/to-closed" => reply(
+            302,
+            &format!("Location: http://127.0.0.1:{closed_port}/gone\r\n"),
+            b"",
+        ),
+        "/to-slow" => reply(
+            307,
+            &format!("Location: http://127.0.0.1:{slow}/wait\r\n"),
+            b"",
+        ),
+        "/to-ftp" => reply(301, "Location: ftp://files.test/x\r\n", b""),
+        _ => reply(200, "", b"ok"),
+    })
+    .await;
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let r = run(
+        &["--retries", "0", "-t", "1s"],
+        lines([url("/to-closed"), url("/to-slow"), url("/to-ftp")]),
+    )
+    .await;
+    let kind = |i| r.at(i).error.as_ref().map(|e| e.kind.as_str());
+    let closed_rec = r.at(0);
+    assert_eq!(kind(0), Some("connect"), "{closed_rec:?}");
+    assert_eq!(
+        closed_rec.final_url.as_deref(),
+        Some(format!("http://127.0.0.1:{closed_port}/gone").as_str())
+    );
+    assert_eq!(
+        (closed_rec.redirects, closed_rec.status),
+        (Some(1), Some(302))
+    );
+    let slow_rec = r.at(1);
+    assert_eq!(kind(1), Some("timeout"), "{slow_rec:?}");
+    assert_eq!(
+        slow_rec.final_url.as_deref(),
+        Some(format!("http://127.0.0.1:{slow}/wait").as_str())
+    );
+    assert_eq!(slow_rec.redirects, Some(1));
+    // A Location trawl cannot follow is the redirect's failure, not an input's.
+    let ftp = r.at(2);
+    assert_eq!(kind(2), Some("decode"), "{ftp:?}");
+    let message = &ftp.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("ftp://files.test/x") && message.contains("301"),
+        "{message}"
+    );
+    assert_eq!((ftp.status, ftp.redirects), (Some(301), Some(0)));
+}
