@@ -36,14 +36,14 @@ pub(crate) fn parse_pin(s: &str) -> Result<Pin, String> {
             "invalid --resolve '{s}': {why} (expected HOST:PORT:ADDR, e.g. a.test:443:127.0.0.1)"
         )
     };
+    if s.trim().starts_with(['+', '-']) {
+        return Err(bad("curl's +HOST and -HOST forms are not supported"));
+    }
     let mut parts = s.trim().splitn(3, ':');
     let (Some(host), Some(port), Some(addrs)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad("missing parts"));
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if host.starts_with(['+', '-']) {
-        return Err(bad("curl's +HOST and -HOST forms are not supported"));
-    }
     if host.contains('*') {
         return Err(bad("a wildcard host is not supported; name each host"));
     }
