@@ -27,7 +27,7 @@ use crate::input::{self, Job, Source};
 use crate::output::Progress;
 use crate::output::Record;
 use crate::output::Stop;
-use crate::output::{self, Finished, Outputs, WriterSetup, Written};
+use crate::output::{self, Finished, Outputs, ToWriter, WriterSetup, Written};
 use crate::politeness::HostStats;
 use crate::process;
 use crate::process::{
@@ -63,7 +63,7 @@ struct Sinks {
     /// Hashes large bodies as they arrive (unless `--hash none`).
     tap: Option<Tap>,
     budget: Arc<LaneBudget>,
-    writer: mpsc::Sender<Finished>,
+    writer: ToWriter,
 }
 
 /// A request to stop, from a signal or a test.
@@ -133,7 +133,7 @@ pub(crate) async fn run(
     };
     let skipped = earlier.as_ref().map_or(0, |d| d.len());
     let (to_writer, from_pipeline) =
-        mpsc::channel(window_size(cfg.limits.concurrency.get()).min(4096));
+        output::queue(window_size(cfg.limits.concurrency.get()).min(4096));
     let closed = CancellationToken::new();
     let setup = WriterSetup {
         outputs,

@@ -236,17 +236,26 @@ pub fn parse_line(
         ));
     };
     let text = text.trim();
-    if text.starts_with('{') {
-        return Some(parse_object(text));
-    }
-    Some((text.to_owned(), None, parse_url(text).map(Request::get)))
+    let (input, id, request) = match text.starts_with('{') {
+        true => parse_object(text),
+        false => (text.to_owned(), None, parse_url(text).map(Request::get)),
+    };
+    // A bad line is echoed by its start only: a 200 KB line made a 400 KB record.
+    let input = match request.is_err() && input.len() > ECHO_LIMIT {
+        true => echo(input.as_bytes()),
+        false => input,
+    };
+    Some((input, id, request))
 }
 
 /// Parse and check an absolute http(s) URL.
 pub(crate) fn parse_url(text: &str) -> Result<Url, Failure> {
     let url = Url::parse(text).map_err(|e| match e {
         url::ParseError::RelativeUrlWithoutBase if looks_like_a_host(text) => {
-            Failure::InvalidInput(format!("invalid URL: no scheme (write https://{text})"))
+            Failure::InvalidInput(format!(
+                "invalid URL: no scheme (write https://{})",
+                echo(text.as_bytes())
+            ))
         }
         url::ParseError::RelativeUrlWithoutBase => {
             Failure::InvalidInput("invalid URL: no scheme".into())
@@ -382,16 +391,43 @@ fn invalid(message: impl Into<String>) -> Failure {
     Failure::InvalidInput(message.into())
 }
 
-/// The start of a bad line, as text, for the record's `input`.
+/// The start of a bad line, as text, for the record's `input`: at most
+/// [`ECHO_LIMIT`] bytes, cut where a character ends when it is UTF-8.
 fn echo(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&raw[..raw.len().min(ECHO_LIMIT)]);
-    text.into_owned()
+    let mut end = raw.len().min(ECHO_LIMIT);
+    if let Ok(text) = std::str::from_utf8(raw) {
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+    }
+    String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::failure::ErrorKind;
+
+    #[test]
+    fn a_long_bad_line_is_echoed_by_its_first_256_bytes_only() {
+        // Regression: a 200 KB invalid line was copied whole into `input` and
+        // again into the hint.
+        for line in [
+            format!("é{}", "x".repeat(200_000)),
+            format!("example.com/{}", "a".repeat(200_000)),
+            format!("{{\"url\": 3, \"pad\": \"{}\"}}", "p".repeat(200_000)),
+        ] {
+            let (input, _, request) = parse_line(line.as_bytes(), Line::Complete).unwrap();
+            let failure = request.unwrap_err();
+            assert!(input.len() <= ECHO_LIMIT, "{}", input.len());
+            assert!(line.starts_with(&input));
+            assert!(
+                failure.to_string().len() < 2 * ECHO_LIMIT,
+                "{}",
+                failure.to_string().len()
+            );
+        }
+    }
 
     fn parse(s: &str) -> Option<(String, Option<Value>, Result<Request, Failure>)> {
         parse_line(s.as_bytes(), Line::Complete)

@@ -21,6 +21,6 @@ pub use schema::{record as record_schema, summary as summary_schema};
 pub(crate) use summary::Stats;
 pub use summary::{RobotsCounts, SCHEMA_VERSION, Stop, Summary};
 pub(crate) use writer::{
-    Finished, OutputSettings, Outputs, WriterSetup, Written, empty, open_report,
+    Finished, OutputSettings, Outputs, ToWriter, WriterSetup, Written, empty, open_report, queue,
     refuse_to_overwrite_inputs, spawn,
 };

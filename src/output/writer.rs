@@ -29,6 +29,68 @@ pub(crate) struct Finished {
     pub place: Option<OwnedSemaphorePermit>,
 }
 
+/// The most record bytes waiting in the writer's queue: with a slow reader,
+/// the queue is bounded in bytes as well as in records.
+pub(crate) const QUEUE_BYTES: usize = 64 << 20;
+
+/// The writer's queue: bounded in records by its channel and in bytes by a
+/// budget, which a record takes before it is queued and gives back when the
+/// writer takes it.
+#[derive(Clone)]
+pub(crate) struct ToWriter {
+    tx: mpsc::Sender<Queued>,
+    bytes: Arc<tokio::sync::Semaphore>,
+}
+
+/// A record in the queue, with its share of the byte budget.
+pub(crate) struct Queued {
+    finished: Finished,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// A queue of `records` places and [`QUEUE_BYTES`] bytes.
+pub(crate) fn queue(records: usize) -> (ToWriter, mpsc::Receiver<Queued>) {
+    let (tx, rx) = mpsc::channel(records);
+    let bytes = Arc::new(tokio::sync::Semaphore::new(QUEUE_BYTES >> 10));
+    (ToWriter { tx, bytes }, rx)
+}
+
+impl ToWriter {
+    /// Queue a record; `Err` once the writer is gone.
+    pub(crate) async fn send(&self, finished: Finished) -> Result<(), ()> {
+        let kib = cost_kib(&finished.record);
+        let permit = self
+            .bytes
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| ())?;
+        let queued = Queued {
+            finished,
+            _bytes: permit,
+        };
+        self.tx.send(queued).await.map_err(|_| ())
+    }
+
+    /// [`ToWriter::send`] from a blocking thread (a processing lane).
+    pub(crate) fn blocking_send(&self, finished: Finished) -> Result<(), ()> {
+        tokio::runtime::Handle::current().block_on(self.send(finished))
+    }
+}
+
+/// What a record will take in the queue, in KiB: its texts, approximately.
+fn cost_kib(r: &Record) -> u32 {
+    let strings = |v: &Option<Vec<String>>| v.iter().flatten().map(|s| s.len() + 4).sum::<usize>();
+    let bytes = 512
+        + r.input.len()
+        + r.body.as_ref().map_or(0, String::len)
+        + r.title.as_ref().map_or(0, String::len)
+        + strings(&r.select)
+        + strings(&r.matches)
+        + r.jq.as_ref().map_or(0, |v| v.len() * 64);
+    (bytes.div_ceil(1024).min(QUEUE_BYTES >> 10)) as u32
+}
+
 struct Sink {
     out: BufWriter<Box<dyn Write + Send>>,
 }
@@ -232,7 +294,7 @@ pub(crate) struct WriterSetup {
 /// written (closed pipe, full disk), so the pipeline stops early.
 pub(crate) fn spawn(
     setup: WriterSetup,
-    rx: mpsc::Receiver<Finished>,
+    rx: mpsc::Receiver<Queued>,
     closed: CancellationToken,
 ) -> std::thread::JoinHandle<Written> {
     std::thread::Builder::new()
@@ -256,11 +318,11 @@ pub(crate) fn spawn(
 /// Wait for the next record once the queue ran dry. Records come in streams, so
 /// poll for a few milliseconds before parking: a parked writer must be woken by a
 /// syscall on every record sent, which profiling showed as a real cost.
-fn next_after_idle(rx: &mut mpsc::Receiver<Finished>) -> Option<Finished> {
+fn next_after_idle(rx: &mut mpsc::Receiver<Queued>) -> Option<Queued> {
     for _ in 0..20 {
         std::thread::sleep(std::time::Duration::from_millis(1));
         match rx.try_recv() {
-            Ok(finished) => return Some(finished),
+            Ok(queued) => return Some(queued),
             Err(mpsc::error::TryRecvError::Disconnected) => return None,
             Err(mpsc::error::TryRecvError::Empty) => {}
         }
@@ -282,7 +344,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Finished>, closed: CancellationToken) -> Written {
+    fn run(mut self, mut rx: mpsc::Receiver<Queued>, closed: CancellationToken) -> Written {
         let mut failed: Option<io::Error> = None;
         let fail = |e: io::Error, failed: &mut Option<io::Error>| {
             *failed = Some(e);
@@ -304,6 +366,9 @@ impl Writer {
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             };
+            // Taken: its bytes leave the queue's budget (with --ordered the
+            // record may wait in `pending`, bounded by the window in records).
+            let finished = finished.finished;
             // Once the output is gone, keep draining so no stage ever blocks on us.
             if failed.is_none()
                 && let Err(e) = self.accept(finished)
@@ -385,5 +450,47 @@ impl Writer {
             errors.out.flush()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn with_body(len: usize) -> Finished {
+        Finished {
+            record: Record {
+                body: Some("x".repeat(len)),
+                ..Record::default()
+            },
+            place: None,
+        }
+    }
+
+    /// Regression: the queue was bounded in records only, so with a slow
+    /// reader large records piled up (1,000 long lines: 594 MB).
+    #[tokio::test]
+    async fn the_writers_queue_is_bounded_in_bytes_too() {
+        let (tx, mut rx) = queue(100);
+        tx.send(with_body(40 << 20)).await.unwrap();
+        let second = tokio::time::timeout(Duration::from_millis(200), tx.send(with_body(40 << 20)));
+        assert!(
+            second.await.is_err(),
+            "40 + 40 MiB do not fit in {QUEUE_BYTES} bytes"
+        );
+        let first = rx.recv().await.unwrap();
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(5), tx.send(with_body(40 << 20)));
+        assert!(third.await.is_ok(), "taken by the writer: room again");
+        // A record larger than the whole budget still goes, alone.
+        drop(rx.recv().await);
+        let huge = tokio::time::timeout(Duration::from_secs(5), tx.send(with_body(100 << 20)));
+        assert!(huge.await.is_ok());
+        // Small records are counted small: thousands fit.
+        drop(rx.recv().await);
+        for _ in 0..100 {
+            tx.send(with_body(10)).await.unwrap();
+        }
     }
 }

@@ -18,8 +18,8 @@ use crate::fetch::Body;
 use crate::fetch::Piece;
 use crate::fetch::Report;
 use crate::input::Job;
-use crate::output::Finished;
 use crate::output::Record;
+use crate::output::{Finished, ToWriter};
 use crate::runs::{self, Since};
 use crate::values::{HashKind, StatusSet};
 
@@ -117,7 +117,7 @@ pub(crate) async fn unmodified(p: &Processing, job: Job, report: Report, prev: &
 pub(crate) fn lane(
     p: &Processing,
     work: &Mutex<mpsc::Receiver<Task>>,
-    tx: &mpsc::Sender<Finished>,
+    tx: &ToWriter,
     together: hash::Together,
 ) {
     let most = cores() * LaneBudget::PER_LANE;
