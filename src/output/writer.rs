@@ -206,7 +206,9 @@ pub(crate) fn refuse_to_overwrite_inputs(
         Some(id) => Target::File(id),
         None => Target::Path(absolute(path)),
     };
-    for (i, &(flag, path)) in targets.iter().enumerate() {
+    // A device or a pipe (`-o /dev/null --summary /dev/null`) tears nothing.
+    let special = |path: &Path| std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    for (i, &(flag, path)) in targets.iter().enumerate().filter(|(_, (_, p))| !special(p)) {
         for &(other, other_path) in &targets[..i] {
             if key(path) == key(other_path) {
                 anyhow::bail!(
@@ -249,10 +251,16 @@ pub(crate) fn open_report(path: &Path, flag: &str) -> anyhow::Result<std::fs::Fi
         .with_context(|| format!("cannot create {flag} '{}'", path.display()))
 }
 
-/// Empty a file opened by [`open_report`].
+/// Empty a file opened by [`open_report`] or [`open_file`]; a device or a
+/// pipe (`-o /dev/null`) has nothing to empty.
 pub(crate) fn empty(file: &std::fs::File, path: &Path) -> anyhow::Result<()> {
-    file.set_len(0)
-        .with_context(|| format!("cannot write '{}'", path.display()))
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    match regular {
+        true => file
+            .set_len(0)
+            .with_context(|| format!("cannot write '{}'", path.display())),
+        false => Ok(()),
+    }
 }
 
 /// Truncate, or append when resuming.

@@ -52,6 +52,10 @@ fn two_outputs_in_one_file_are_exit_2_before_anything_is_written() {
             "{args:?}: nothing created"
         );
     }
+    // Devices alias nothing: discarding every output is fine (the one input
+    // fails to connect: exit 1).
+    let run = trawl(&[&list, "-q", "-o", "/dev/null", "--summary", "/dev/null"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
 }
 
 /// Regression: a `--summary`, `--host-stats`, `--save` or `--errors` path that
