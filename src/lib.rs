@@ -198,6 +198,9 @@ async fn prepare<'a>(
                 .chain(&o.errors)
                 .map(|p| p.as_path())
                 .collect();
+            if let Some(main) = &o.main {
+                runs::ShareFile::check_resume(main, cfg.shard)?;
+            }
             Some(runs::prepare_resume(&files)?)
         }
         false => None,

@@ -39,6 +39,50 @@ impl ShareFile {
         }
     }
 
+    /// Before `--resume` appends to `output`: refuse when its share file says
+    /// it holds another share, count or split than this run's (`shard`), so a
+    /// resumed run never mixes shares.
+    pub(crate) fn check_resume(
+        output: &Path,
+        shard: Option<crate::input::Shard>,
+    ) -> anyhow::Result<()> {
+        let path = share_path(output);
+        let Ok(text) = std::fs::read(&path) else {
+            return Ok(());
+        };
+        let Ok(found) = serde_json::from_slice::<ShareFile>(&text) else {
+            anyhow::bail!(
+                "--resume: '{}' is not a share file trawl wrote; remove it, or start fresh without --resume",
+                path.display()
+            );
+        };
+        let theirs = format!("share {}/{} (by {})", found.share, found.of, found.by);
+        let ours = match shard {
+            Some(s)
+                if (s.k, s.n, s.by.to_string()) == (found.share, found.of, found.by.clone()) =>
+            {
+                return Ok(());
+            }
+            Some(s) => format!("share {}/{} (by {})", s.k, s.n, s.by),
+            None => "not a share (no --shard)".to_owned(),
+        };
+        let mut why = format!(
+            "--resume: '{}' holds {theirs} of a list ({}), but this run is {ours}: \
+             appending would mix shares. Run it again as {theirs}, or start fresh \
+             without --resume",
+            output.display(),
+            path.display()
+        );
+        if shard.is_some_and(|s| s.n == 1) && found.of > 1 {
+            why.push_str(
+                ". A job engine that gave one task alone (Slurm's --array=K) says 1/1: \
+                 redo one task with `scontrol requeue JOB_TASK` or the full array range, \
+                 or give --shard K/N",
+            );
+        }
+        anyhow::bail!(why)
+    }
+
     pub(crate) fn write(&self, output: &Path) -> anyhow::Result<()> {
         let path = share_path(output);
         let mut text = serde_json::to_vec_pretty(self)?;

@@ -277,3 +277,46 @@ async fn shares_by_domain_keep_a_site_together() {
         "the sites spread over shares"
     );
 }
+
+/// Issue 28 item 1: `--shard 1/4 -o p`, then `--shard 2/4 --resume -o p`
+/// exited 0 and mixed shares; Slurm's `--array=2` alone resolves to 1/1 and
+/// fetched the whole list into part 2. Both are exit 2 now, naming both shares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_a_part_of_another_share() {
+    let f = fleet(&hosts(8), 40).await;
+    let part = f.part(1);
+    let first = f.share(&[], &["--shard", "1/4"], &part);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let kept = std::fs::read_to_string(&part).unwrap();
+    let other = f.share(&[], &["--shard", "2/4", "--resume"], &part);
+    assert_eq!(other.code, Some(2), "{}", other.stderr);
+    assert!(
+        other.stderr.contains("share 1/4") && other.stderr.contains("share 2/4"),
+        "{}",
+        other.stderr
+    );
+    // A task given alone by Slurm: MIN=MAX=ID, COUNT=1.
+    let slurm = [
+        ("SLURM_ARRAY_TASK_ID", "2".to_owned()),
+        ("SLURM_ARRAY_TASK_MIN", "2".to_owned()),
+        ("SLURM_ARRAY_TASK_MAX", "2".to_owned()),
+        ("SLURM_ARRAY_TASK_COUNT", "1".to_owned()),
+    ];
+    let alone = f.share(&slurm, &["--shard", "auto", "--resume"], &part);
+    assert_eq!(alone.code, Some(2), "{}", alone.stderr);
+    assert!(
+        alone.stderr.contains("scontrol requeue"),
+        "{}",
+        alone.stderr
+    );
+    let unsharded = f.share(&[], &["--resume"], &part);
+    assert_eq!(unsharded.code, Some(2), "{}", unsharded.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&part).unwrap(),
+        kept,
+        "the part is untouched"
+    );
+    // The same share resumes as before.
+    let same = f.share(&[], &["--shard", "1/4", "--resume"], &part);
+    assert_eq!(same.code, Some(0), "{}", same.stderr);
+}
