@@ -8,7 +8,13 @@
 #SBATCH --array=0-15
 #SBATCH --cpus-per-task=2
 #SBATCH --time=02:00:00
+# Slurm does not create the --output folder: run `mkdir -p logs` before sbatch.
+# --open-mode=append: a requeued task keeps the failed attempt's log.
+# Redo one failed task with `scontrol requeue JOB_TASK` or by resubmitting the
+# full range; never `--array=K` alone: that task then reads as share 1/1, and
+# `--resume` refuses its part (exit 2) rather than mix shares.
 #SBATCH --output=logs/trawl-%a.log
+#SBATCH --open-mode=append
 set -euo pipefail
 mkdir -p parts
 # --resume: a requeued task finishes its share instead of starting over.

@@ -336,10 +336,14 @@ impl Cli {
                 parts,
                 output,
                 summary,
+                allow_failures,
+                partial,
             }) => Ok(Action::Merge(crate::runs::Merge {
                 parts,
                 output,
                 summary,
+                allow_failures,
+                partial,
             })),
             Some(Command::Man) => {
                 let mut out = Vec::new();

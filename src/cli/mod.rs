@@ -105,6 +105,15 @@ pub enum Command {
         /// Write the merged run summary (JSON) here.
         #[arg(long, value_name = "PATH")]
         summary: Option<PathBuf>,
+        /// Failures tolerated over the merged records before the exit code
+        /// becomes 1: a count or a percentage (5%), as for a run [default: any].
+        #[arg(long, value_name = "N|P%", value_parser = parse_threshold)]
+        allow_failures: Option<Threshold>,
+        /// Write -o and --summary even when the merge is incomplete (the
+        /// summary then says "partial": true); without it they are written only
+        /// when every index has a final record.
+        #[arg(long)]
+        partial: bool,
     },
     /// Print the JSON Schema (draft 2020-12) of an output record, or of the
     /// --summary file.

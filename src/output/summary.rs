@@ -64,6 +64,10 @@ pub struct Summary {
     /// `--since` runs: records by how they compare with the previous run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// `trawl merge --partial` of an incomplete fleet: this covers only what
+    /// the parts hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<bool>,
     /// `--robots` runs: what robots.txt said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub robots: Option<RobotsCounts>,
@@ -163,6 +167,7 @@ impl Stats {
             },
             changes: self.changes,
             robots: None,
+            partial: None,
             stopped,
         }
     }

@@ -35,6 +35,10 @@ pub struct Merge {
     pub(crate) parts: Vec<PathBuf>,
     pub(crate) output: Option<PathBuf>,
     pub(crate) summary: Option<PathBuf>,
+    /// `--allow-failures`: failed records tolerated over the merged result.
+    pub(crate) allow_failures: Option<crate::values::Threshold>,
+    /// `--partial`: write `-o` and `--summary` even when incomplete.
+    pub(crate) partial: bool,
 }
 
 impl Merge {
@@ -65,9 +69,12 @@ impl Merge {
             refuse_to_overwrite_parts(out, &self.parts)?;
         }
         let runs = sorted_runs(&self.parts)?;
+        // -o is written beside its place and moved there only when the merge is
+        // complete (or --partial), so an incomplete merge leaves no result behind.
+        let staged = self.output.as_deref().map(staging_path);
         let mut writer: BufWriter<Box<dyn Write>> = BufWriter::with_capacity(
             256 * 1024,
-            match &self.output {
+            match &staged {
                 Some(p) => Box::new(
                     File::create(p).with_context(|| format!("cannot create '{}'", p.display()))?,
                 ),
@@ -117,15 +124,40 @@ impl Merge {
             ));
         }
         let elapsed = std::time::Duration::from_secs_f64(shares.elapsed_ms / 1000.0);
-        let summary = stats.finish(elapsed, None);
+        let mut summary = stats.finish(elapsed, None);
         eprintln!("{summary}");
-        if let Some(path) = &self.summary {
+        let complete = problems.is_empty();
+        if let (Some(staged), Some(out)) = (&staged, &self.output) {
+            match complete || self.partial {
+                true => std::fs::rename(staged, out)
+                    .with_context(|| format!("cannot write '{}'", out.display()))?,
+                false => {
+                    let _ = std::fs::remove_file(staged);
+                    eprintln!(
+                        "trawl merge: incomplete, so '{}' was not written (--partial writes it anyway)",
+                        out.display()
+                    );
+                }
+            }
+        }
+        if !complete && self.partial {
+            summary.partial = Some(true);
+        }
+        if let Some(allow) = self.allow_failures
+            && !allow.allows(summary.failed, summary.total)
+        {
+            problems.push(format!(
+                "{} of {} records failed, more than --allow-failures allows",
+                summary.failed, summary.total
+            ));
+        }
+        if let Some(path) = self.summary.as_ref().filter(|_| complete || self.partial) {
             let mut text = serde_json::to_vec_pretty(&summary)?;
             text.push(b'\n');
             std::fs::write(path, text)
                 .with_context(|| format!("cannot write summary '{}'", path.display()))?;
         }
-        if problems.is_empty() {
+        if complete {
             eprintln!(
                 "trawl merge: complete: {} records, every index of the {} shares' list",
                 summary.total, shares.of
@@ -133,6 +165,13 @@ impl Merge {
         }
         Ok(problems)
     }
+}
+
+/// Where `-o OUT` is written until the merge is known complete.
+fn staging_path(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(format!(".merging-{}", std::process::id()));
+    PathBuf::from(name)
 }
 
 fn is_closed_pipe(e: &anyhow::Error) -> bool {

@@ -320,3 +320,97 @@ async fn resume_refuses_a_part_of_another_share() {
     let same = f.share(&[], &["--shard", "1/4", "--resume"], &part);
     assert_eq!(same.code, Some(0), "{}", same.stderr);
 }
+
+/// Issue 28 items 4 and 5: an incomplete merge wrote -o and --summary (and
+/// exited 1); a fleet whose every fetch failed merged to exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_writes_only_complete_results_and_has_a_failure_gate() {
+    let f = fleet(&hosts(8), 40).await;
+    let parts: Vec<PathBuf> = (1..=2).map(|k| f.part(k)).collect();
+    for (k, part) in parts.iter().enumerate() {
+        let shard = format!("{}/2", k + 1);
+        let run = f.share(&[], &["--shard", &shard], part);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    let out = f.dir.path().join("m.jsonl");
+    let summary = f.dir.path().join("m.json");
+    let merge = |parts: &[PathBuf], extra: &[&str]| -> Output {
+        Command::new(bin())
+            .arg("merge")
+            .args(parts)
+            .args([
+                "-o",
+                out.to_str().unwrap(),
+                "--summary",
+                summary.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let half = merge(&parts[..1], &[]);
+    assert_eq!(half.code, Some(1), "{}", half.stderr);
+    assert!(
+        !out.exists() && !summary.exists(),
+        "nothing written: {}",
+        half.stderr
+    );
+    let partial = merge(&parts[..1], &["--partial"]);
+    assert_eq!(partial.code, Some(1));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["partial"], true, "{s}");
+    assert!(out.exists());
+    let whole = merge(&parts, &[]);
+    assert_eq!(whole.code, Some(0), "{}", whole.stderr);
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert!(s.get("partial").is_none(), "{s}");
+    assert_eq!(read_records(&out).len(), 40);
+
+    // Every fetch failing: the shares pass (failures allowed), the merge's gate does not.
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        lines((0..10).map(|i| format!("http://127.0.0.1:{port}/{i}"))),
+    )
+    .unwrap();
+    let mut dead = Vec::new();
+    for k in 1..=2 {
+        let part = dir.path().join(format!("d{k}.jsonl"));
+        let run: Output = Command::new(bin())
+            .args([
+                "-q",
+                "--retries",
+                "0",
+                "--allow-failures",
+                "100%",
+                "--shard",
+            ])
+            .arg(format!("{k}/2"))
+            .arg("-o")
+            .arg(&part)
+            .arg(&list)
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        dead.push(part);
+    }
+    let gated = merge(&dead, &["--allow-failures", "10%"]);
+    assert_eq!(gated.code, Some(1), "{}", gated.stderr);
+    assert!(
+        gated.stderr.contains("10 of 10 records failed"),
+        "{}",
+        gated.stderr
+    );
+    assert!(
+        out.exists(),
+        "complete, so written; the gate only sets the exit code"
+    );
+    let open = merge(&dead, &[]);
+    assert_eq!(open.code, Some(0), "{}", open.stderr);
+}
