@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 
 use clap::CommandFactory;
 
 use crate::cli::{
     Cli, Command, OutputArgs, PolitenessArgs, ProcessArgs, RequestArgs, RunArgs, SchemaOf, TlsArgs,
+    basic_auth, check_proxy, parse_header,
 };
 use crate::fetch::FetchSettings;
 use crate::fetch::{ClientSettings, HttpVersions};
@@ -391,86 +392,6 @@ fn is_url_argument(arg: &str) -> bool {
     lower.starts_with("http://") || lower.starts_with("https://")
 }
 
-/// Proxy schemes trawl hands to reqwest. Anything else (a typo such as `htp://`,
-/// or `ftp://`) would be ignored by it and the traffic would go around the proxy.
-const PROXY_SCHEMES: [&str; 4] = ["http", "https", "socks5", "socks5h"];
-
-/// A usable proxy URL: one of [`PROXY_SCHEMES`] and a host.
-pub(crate) fn check_proxy(proxy: &str) -> Result<(), String> {
-    let expected = "expected http://, https://, socks5:// or socks5h:// and a host, e.g. http://proxy.example:3128";
-    let url = url::Url::parse(proxy).map_err(|e| format!("{e}; {expected}"))?;
-    if !PROXY_SCHEMES.contains(&url.scheme()) {
-        return Err(format!(
-            "scheme '{}' is not supported; {expected}",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("no host; {expected}"));
-    }
-    reqwest::Proxy::all(proxy)
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
-
-/// The proxy variables reqwest reads from the environment that hold a value it
-/// would not use (so requests would bypass the intended proxy), with the reason.
-pub(crate) fn bad_proxy_env() -> Vec<(String, String)> {
-    [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ]
-    .iter()
-    .filter_map(|name| {
-        let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty())?;
-        // reqwest, like curl, takes a bare host:port as http://.
-        let full = if value.contains("://") {
-            value.clone()
-        } else {
-            format!("http://{value}")
-        };
-        check_proxy(&full)
-            .err()
-            .map(|why| (name.to_string(), format!("'{value}': {why}")))
-    })
-    .collect()
-}
-
-/// `-u USER:PASSWORD`: an `Authorization: Basic` header, unless `-H` gave one
-/// (as in curl, the explicit header wins).
-fn basic_auth(headers: &mut HeaderMap, user: &str) -> Result<(), String> {
-    use base64::Engine;
-    if !user.contains(':') {
-        return Err(format!(
-            "-u/--user '{user}': expected USER:PASSWORD (trawl never prompts; `USER:` for an empty password)"
-        ));
-    }
-    if headers.contains_key(reqwest::header::AUTHORIZATION) {
-        return Ok(());
-    }
-    let token = base64::engine::general_purpose::STANDARD.encode(user);
-    let mut value = HeaderValue::from_str(&format!("Basic {token}"))
-        .map_err(|_| "-u/--user: not a valid header value".to_string())?;
-    value.set_sensitive(true);
-    headers.insert(reqwest::header::AUTHORIZATION, value);
-    Ok(())
-}
-
-fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let (name, value) = raw
-        .split_once(':')
-        .ok_or_else(|| format!("invalid header '{raw}': expected \"Name: value\""))?;
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| format!("invalid header name in '{raw}'"))?;
-    let value = HeaderValue::from_str(value.trim())
-        .map_err(|_| format!("invalid header value in '{raw}'"))?;
-    Ok((name, value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,7 +430,10 @@ mod tests {
         basic_auth(&mut headers, "aladdin:opensesame").unwrap();
         assert_eq!(headers["authorization"], "Basic YWxhZGRpbjpvcGVuc2VzYW1l");
         let mut given = HeaderMap::new();
-        given.insert("authorization", HeaderValue::from_static("Bearer t"));
+        given.insert(
+            "authorization",
+            reqwest::header::HeaderValue::from_static("Bearer t"),
+        );
         basic_auth(&mut given, "a:b").unwrap();
         assert_eq!(given["authorization"], "Bearer t");
         assert!(basic_auth(&mut HeaderMap::new(), "nocolon").is_err());

@@ -174,7 +174,7 @@ async fn prepare<'a>(
     cfg: &'a Arc<Config>,
     progress: &Progress,
 ) -> anyhow::Result<(Stages, Reports<'a>)> {
-    for (name, why) in config::bad_proxy_env() {
+    for (name, why) in cli::bad_proxy_env() {
         tracing::warn!("{name} is not a usable proxy and is ignored, so requests go direct: {why}");
     }
     output::refuse_to_overwrite_inputs(

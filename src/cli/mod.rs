@@ -2,10 +2,14 @@
 //! and the parsers of single values (rates, durations, sizes, statuses, shards).
 //! `config.rs` turns it into the validated `Config` the stages share.
 
+mod requests;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+pub(crate) use requests::{bad_proxy_env, basic_auth, check_proxy, parse_header};
 
 use crate::input::{ShardArg, ShardBy};
 use crate::values::{

@@ -6,23 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
-use futures_util::future::BoxFuture;
-use reqwest::header::{self, HeaderMap};
-use reqwest::{Method, Response, StatusCode, Version};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode, Version};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::body::Body;
-use super::classify::classify;
 use super::clients::{ClientSettings, Clients};
+use super::redirect::Hops;
 use super::resolve;
 use super::tap::Tap;
 use crate::failure::Failure;
 use crate::input::Request;
 use crate::politeness::{
-    Answer, Ask, Gate, HostStats, Limits, Probe, ROBOTS_MAX_BYTES, Refusal, RobotsSource,
-    RobotsTally, Rules, Signals, Slot, product_token,
+    Answer, Ask, Gate, HostStats, Limits, Probe, Refusal, RobotsTally, Signals, Slot, product_token,
 };
 use crate::values::StatusSet;
 
@@ -70,7 +68,7 @@ pub(crate) struct Head {
     /// From the start of the attempt to the final response's headers.
     pub ttfb: Duration,
     /// What the headers ask of the host's politeness (Retry-After, rate limits).
-    signals: Signals,
+    pub(super) signals: Signals,
 }
 
 /// The outcome of fetching one request, all attempts included.
@@ -116,10 +114,10 @@ fn report((head, body): Outcome, attempts: u32, first_start: Option<Instant>) ->
 }
 
 pub(crate) struct Fetcher {
-    clients: Clients,
-    cfg: FetchSettings,
+    pub(super) clients: Clients,
+    pub(super) cfg: FetchSettings,
     /// Politeness: every attempt is admitted by it, and reports to it.
-    gate: Gate,
+    pub(super) gate: Gate,
 }
 
 impl Fetcher {
@@ -155,7 +153,7 @@ impl Fetcher {
     }
 
     /// The method a request is sent with: its own, `-X`, or POST with a body and GET without.
-    fn method_for(&self, req: &Request, has_body: bool) -> Method {
+    pub(super) fn method_for(&self, req: &Request, has_body: bool) -> Method {
         req.method
             .clone()
             .or_else(|| self.cfg.method.clone())
@@ -324,145 +322,6 @@ impl Fetcher {
         };
         (head, body)
     }
-
-    /// Send `req` and follow its redirects; `head` is the last response's.
-    async fn follow(
-        &self,
-        req: &Request,
-        head: &mut Option<Head>,
-        mut probe: Option<Probe>,
-        hops: Hops<'_>,
-    ) -> Result<Response, Failure> {
-        let start = Instant::now();
-        let mut url = req.url.clone();
-        let options = req.options;
-        let mut body = req
-            .body
-            .clone()
-            .or_else(|| self.cfg.data.clone().filter(|_| options));
-        let mut method = match options {
-            true => self.method_for(req, body.is_some()),
-            false => req.method.clone().unwrap_or(Method::GET),
-        };
-        let mut headers = match options {
-            true => self.cfg.headers.clone(),
-            false => HeaderMap::new(),
-        };
-        for (name, value) in &req.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        if req.body.is_none() && body.is_some() && self.cfg.form_data {
-            headers
-                .entry(header::CONTENT_TYPE)
-                .or_insert(header::HeaderValue::from_static(
-                    "application/x-www-form-urlencoded",
-                ));
-        }
-        let mut redirects = 0;
-        let response = loop {
-            // A fragment is the client's: it is never sent.
-            let mut sent = url.clone();
-            sent.set_fragment(None);
-            let mut request = self
-                .clients
-                .get(&url)
-                .await?
-                .request(method.clone(), sent)
-                .headers(headers.clone());
-            match &body {
-                Some(b) => request = request.body(b.clone()),
-                // RFC 9110 8.6: a POST, PUT or PATCH without a body says so (some servers answer 411).
-                None if matches!(method, Method::POST | Method::PUT | Method::PATCH) => {
-                    request = request.header(header::CONTENT_LENGTH, "0");
-                }
-                None => {}
-            }
-            let response = request.send().await.map_err(classify);
-            // The connection is up and its protocol known: the host's other requests may go.
-            drop(probe.take());
-            let response = response?;
-            let next = match redirect_target(&url, &response) {
-                Ok(Some(next)) => next,
-                Ok(None) => break response,
-                Err(failure) => {
-                    // The record names the 3xx that pointed nowhere usable.
-                    *head = Some(head_of(&response, url, redirects, start));
-                    return Err(failure);
-                }
-            };
-            if redirects == hops.most {
-                *head = Some(head_of(&response, url, redirects, start));
-                return Err(Failure::TooManyRedirects(hops.most));
-            }
-            // Every hop is a request to its origin: its robots.txt must allow it.
-            if let Some(ask) = hops.ask
-                && let Err(why) = self.gate.check_hop(&next, ask).await
-            {
-                *head = Some(head_of(&response, url, redirects, start));
-                let next = redacted(&next);
-                return Err(Failure::RobotsDisallowed(format!(
-                    "redirect to {next}: {why}"
-                )));
-            }
-            redirects += 1;
-            // RFC 9110 15.4.4: a 303 turns any method but HEAD into GET.
-            if (response.status() == StatusCode::SEE_OTHER && method != Method::HEAD)
-                || (method == Method::POST && matches!(response.status().as_u16(), 301 | 302))
-            {
-                method = Method::GET;
-                body = None;
-                headers.remove(header::CONTENT_TYPE);
-                headers.remove(header::CONTENT_LENGTH);
-            }
-            if !keeps_credentials(&url, &next) {
-                for name in [
-                    header::AUTHORIZATION,
-                    header::COOKIE,
-                    header::PROXY_AUTHORIZATION,
-                ] {
-                    headers.remove(name);
-                }
-            }
-            // Until the next hop answers, its failure (or the attempt's timeout)
-            // is recorded where it happened: the hop's URL, the redirects so
-            // far, and the last status received.
-            *head = Some(head_of(&response, next.clone(), redirects, start));
-            url = next;
-        };
-        *head = Some(head_of(&response, url, redirects, start));
-        Ok(response)
-    }
-
-    /// One try at a robots.txt: at least five redirects whatever
-    /// `--max-redirects`, across origins, and its first
-    /// [`ROBOTS_MAX_BYTES`] (the rest is not read).
-    async fn robots_attempt(&self, url: &Url) -> (Option<u16>, Result<Vec<u8>, String>) {
-        let mut head = None;
-        let hops = Hops {
-            most: self.cfg.max_redirects.max(5),
-            ask: None,
-        };
-        let inner = async {
-            let mut response = self
-                .follow(&Request::own_get(url.clone()), &mut head, None, hops)
-                .await?;
-            let mut text = Vec::new();
-            while text.len() < ROBOTS_MAX_BYTES {
-                match response.chunk().await.map_err(classify)? {
-                    Some(chunk) => text.extend_from_slice(&chunk),
-                    None => break,
-                }
-            }
-            text.truncate(ROBOTS_MAX_BYTES);
-            Ok(text)
-        };
-        let body = match tokio::time::timeout(self.cfg.timeout, inner).await {
-            Ok(body) => body,
-            Err(_) => Err(timed_out(self.cfg.timeout)),
-        };
-        let status = head.as_ref().map(|h| h.status.as_u16());
-        (status, body.map_err(|f: Failure| f.to_string()))
-    }
 }
 
 /// What an attempt runs under: the run's stop signal and the body's tap.
@@ -472,108 +331,17 @@ struct On<'a> {
     tap: Option<&'a Tap>,
 }
 
-/// How far an attempt follows redirects, and who checks each hop.
-#[derive(Clone, Copy)]
-struct Hops<'a> {
-    most: u32,
-    /// `--robots`: each hop must pass its origin's robots.txt.
-    ask: Option<Ask<'a>>,
-}
-
-fn timed_out(timeout: Duration) -> Failure {
+pub(super) fn timed_out(timeout: Duration) -> Failure {
     Failure::Timeout(format!(
         "no complete response within {} (--timeout)",
         humantime::format_duration(timeout)
     ))
 }
 
-/// robots.txt is read with the fetch stage's own GET, without the user's
-/// options, and tried again while it is unreachable (`--retries`).
-impl RobotsSource for Fetcher {
-    fn get_robots<'a>(
-        &'a self,
-        agent: &'a str,
-        url: Url,
-        halt: &'a CancellationToken,
-    ) -> BoxFuture<'a, Rules> {
-        Box::pin(async move {
-            let mut tries = 0;
-            loop {
-                let (status, body) = self.robots_attempt(&url).await;
-                let rules = Rules::from_response(agent, status, body);
-                tries += 1;
-                if !rules.unreachable() || tries > self.cfg.retries || halt.is_cancelled() {
-                    return rules;
-                }
-                let cap = Duration::from_millis(250) * 2u32.pow(tries.min(7) - 1);
-                tokio::select! {
-                    biased;
-                    _ = halt.cancelled() => return rules,
-                    _ = tokio::time::sleep(full_jitter(cap)) => {}
-                }
-            }
-        })
-    }
-}
-
-fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) -> Head {
-    let headers = response.headers();
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    Head {
-        final_url,
-        status: response.status(),
-        version: response.version(),
-        content_type: text(header::CONTENT_TYPE),
-        etag: text(header::ETAG),
-        last_modified: text(header::LAST_MODIFIED),
-        redirects,
-        ttfb: start.elapsed(),
-        signals: Signals::read(headers),
-    }
-}
-
-/// The next URL when `response` is a redirect with a usable `Location`.
-fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, Failure> {
-    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
-        return Ok(None);
-    }
-    let Some(location) = response.headers().get(header::LOCATION) else {
-        return Ok(None);
-    };
-    let location = location
-        .to_str()
-        .map_err(|_| Failure::Decode("redirect Location header is not valid text".into()))?;
-    // An empty Location points nowhere (curl stops there too): the 3xx is the answer.
-    if location.trim().is_empty() {
-        return Ok(None);
-    }
-    let next = current
-        .join(location)
-        .map_err(|e| Failure::Decode(format!("invalid redirect Location '{location}': {e}")))?;
-    match next.scheme() {
-        "http" | "https" => Ok(Some(next)),
-        other => Err(Failure::Decode(format!(
-            "redirect ({}) to '{location}': a {other}: URL is not followed",
-            response.status().as_u16()
-        ))),
-    }
-}
-
 /// "Full jitter": a wait drawn uniformly from zero to the cap, so clients that
 /// failed together do not retry together.
-fn full_jitter(cap: Duration) -> Duration {
+pub(super) fn full_jitter(cap: Duration) -> Duration {
     Duration::from_micros(rand::random_range(0..=cap.as_micros() as u64))
-}
-
-/// Whether a redirect from `from` to `to` keeps Authorization and Cookie: as
-/// curl, only while the scheme, host and port stay the same.
-fn keeps_credentials(from: &Url, to: &Url) -> bool {
-    from.origin() == to.origin()
 }
 
 /// A URL fit for logs: any `user:password@` is removed.
@@ -594,23 +362,6 @@ mod tests {
         let waits: Vec<Duration> = (0..200).map(|_| full_jitter(cap)).collect();
         assert!(waits.iter().all(|w| *w <= cap));
         assert!(waits.iter().any(|w| *w < cap / 4) && waits.iter().any(|w| *w > cap * 3 / 4));
-    }
-
-    #[test]
-    fn credentials_stop_at_a_change_of_scheme_host_or_port() {
-        let u = |s: &str| Url::parse(s).unwrap();
-        assert!(keeps_credentials(
-            &u("https://h.test/a"),
-            &u("https://h.test:443/b")
-        ));
-        for to in [
-            "http://h.test:443/",
-            "http://h.test/",
-            "https://h.test:8443/",
-            "https://g.test/",
-        ] {
-            assert!(!keeps_credentials(&u("https://h.test/a"), &u(to)), "{to}");
-        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ mod classify;
 mod clients;
 mod digest;
 mod fetcher;
+mod redirect;
 mod resolve;
+mod robots_get;
 mod tap;
 mod tls;
 

@@ -7,9 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use reqwest::Method;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -17,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 pub(crate) use super::job::{Job, Request};
+use super::object::parse_object;
 use super::shard::Shard;
 use crate::failure::Failure;
 
@@ -289,111 +287,9 @@ fn looks_like_a_host(text: &str) -> bool {
         })
 }
 
-/// A JSON request object. Unknown fields are ignored, so earlier output is valid input.
-#[derive(Deserialize)]
-struct RawRequest {
-    url: Option<Value>,
-    method: Option<String>,
-    #[serde(default)]
-    headers: serde_json::Map<String, Value>,
-    body: Option<Value>,
-    id: Option<Value>,
-    /// A trawl record's `input` and `error`: a failure record without `url`
-    /// (a bad line) gives back the same verdict for the same input.
-    input: Option<String>,
-    error: Option<crate::failure::ErrorInfo>,
-    /// Present in trawl's own records: such a line is re-fetched by its `url`
-    /// (and keeps its `id`); its `body` is output, not something to send.
-    ok: Option<Value>,
-}
-
-fn parse_object(text: &str) -> (String, Option<Value>, Result<Request, Failure>) {
-    let raw: RawRequest = match serde_json::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            return (
-                echo(text.as_bytes()),
-                None,
-                Err(Failure::InvalidInput(format!("invalid JSON: {e}"))),
-            );
-        }
-    };
-    let id = raw.id.clone();
-    let url = match &raw.url {
-        Some(Value::String(url)) => url.trim().to_owned(),
-        Some(_) => {
-            return (
-                echo(text.as_bytes()),
-                id,
-                Err(invalid("\"url\" must be a string")),
-            );
-        }
-        None if raw.ok.is_some() && raw.input.is_some() => {
-            let input = raw.input.unwrap_or_default();
-            let message = raw.error.map(|e| e.message).unwrap_or_default();
-            // The same verdict again: a scheme is judged again from the input;
-            // a bad line's input is only its start, so its message is kept.
-            let failure = match parse_url(&input) {
-                Err(failure @ Failure::UnsupportedScheme(_)) => failure,
-                _ => Failure::InvalidInput(message),
-            };
-            return (input, id, Err(failure));
-        }
-        None => {
-            return (
-                echo(text.as_bytes()),
-                id,
-                Err(invalid("request object has no \"url\"")),
-            );
-        }
-    };
-    let request = parse_url(&url).and_then(|parsed| request_from(raw, parsed));
-    (url, id, request)
-}
-
-fn request_from(raw: RawRequest, url: Url) -> Result<Request, Failure> {
-    if raw.ok.is_some() {
-        return Ok(Request::get(url));
-    }
-    let method = raw
-        .method
-        .map(|m| {
-            Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                .map_err(|_| invalid(format!("invalid method '{m}'")))
-        })
-        .transpose()?;
-    let mut headers = HeaderMap::new();
-    for (name, value) in raw.headers {
-        let Value::String(value) = value else {
-            return Err(invalid(format!("header '{name}' must be a string")));
-        };
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| invalid(format!("invalid header name '{name}'")))?;
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| invalid(format!("invalid value for header '{name}'")))?;
-        headers.append(name, value);
-    }
-    let body = match raw.body {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.into_bytes()),
-        Some(other) => Some(other.to_string().into_bytes()),
-    };
-    Ok(Request {
-        url,
-        method,
-        headers,
-        body,
-        options: true,
-    })
-}
-
-fn invalid(message: impl Into<String>) -> Failure {
-    Failure::InvalidInput(message.into())
-}
-
 /// The start of a bad line, as text, for the record's `input`: at most
 /// [`ECHO_LIMIT`] bytes, cut where a character ends when it is UTF-8.
-fn echo(raw: &[u8]) -> String {
+pub(super) fn echo(raw: &[u8]) -> String {
     let mut end = raw.len().min(ECHO_LIMIT);
     if let Ok(text) = std::str::from_utf8(raw) {
         while !text.is_char_boundary(end) {
@@ -407,6 +303,7 @@ fn echo(raw: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::failure::ErrorKind;
+    use reqwest::Method;
 
     #[test]
     fn a_long_bad_line_is_echoed_by_its_first_256_bytes_only() {

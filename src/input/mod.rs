@@ -8,6 +8,7 @@
 
 mod job;
 mod lines;
+mod object;
 mod shard;
 
 pub(crate) use job::{Job, Request};

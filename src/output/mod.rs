@@ -9,6 +9,7 @@
 //! `runs`, `pipeline`, `cli` or `config`.
 
 mod progress;
+mod queue;
 mod record;
 mod schema;
 mod summary;
@@ -16,11 +17,12 @@ mod writer;
 
 pub use progress::Progress;
 pub(crate) use progress::{ProgressMode, UiSettings, init_logging};
+pub(crate) use queue::{ToWriter, queue};
 pub use record::{Change, Record};
 pub use schema::{record as record_schema, summary as summary_schema};
 pub(crate) use summary::Stats;
 pub use summary::{RobotsCounts, SCHEMA_VERSION, Stop, Summary};
 pub(crate) use writer::{
-    Finished, OutputSettings, Outputs, ToWriter, WriterSetup, Written, empty, open_report, queue,
+    Finished, OutputSettings, Outputs, WriterSetup, Written, empty, open_report,
     refuse_to_overwrite_inputs, spawn,
 };

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::gaps::Gaps;
 use super::share::{ShareFile, share_path};
 use crate::Exit;
 use crate::failure::ErrorKind;
@@ -26,8 +27,6 @@ use crate::output::Stats;
 
 /// Sorted runs are spilled to disk past this many bytes of records.
 const RUN_BYTES: usize = 32 << 20;
-/// Index ranges named in the message, at most.
-const RANGES_SHOWN: usize = 10;
 
 /// `trawl merge PART... [-o OUT] [--summary FILE]`.
 #[derive(Debug, Clone)]
@@ -268,47 +267,6 @@ fn read_shares(parts: &[PathBuf], problems: &mut Vec<String>) -> anyhow::Result<
         lines: found.values().find_map(|s| s.lines),
         elapsed_ms: found.values().map(|s| s.elapsed_ms).fold(0.0, f64::max),
     })
-}
-
-/// Index ranges, counted, the first few kept for the message.
-#[derive(Default)]
-struct Gaps {
-    count: u64,
-    ranges: Vec<(u64, u64)>,
-    more: u64,
-}
-
-impl Gaps {
-    fn add(&mut self, from: u64, to: u64) {
-        self.count += to - from + 1;
-        let shown = self.ranges.len();
-        match self.ranges.last_mut() {
-            Some(last) if last.1 + 1 == from => last.1 = to,
-            _ if shown < RANGES_SHOWN => self.ranges.push((from, to)),
-            _ => self.more += 1,
-        }
-    }
-}
-
-impl std::fmt::Display for Gaps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown: Vec<String> = self
-            .ranges
-            .iter()
-            .map(|&(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}-{b}")
-                }
-            })
-            .collect();
-        write!(f, "{}", shown.join(", "))?;
-        if self.more > 0 {
-            write!(f, " and {} more ranges", self.more)?;
-        }
-        Ok(())
-    }
 }
 
 /// One record line, and what decides between records of one index.

@@ -7,6 +7,7 @@
 //! `input` (shares) and `output` (records and summaries), never `process`,
 //! `fetch`, `pipeline`, `cli` or `config`.
 
+mod gaps;
 mod merge;
 mod resume;
 mod share;

@@ -1,0 +1,209 @@
+//! Following redirects: one request and its hops, each hop checked against its
+//! origin's robots.txt (with `--robots`), credentials kept only within one
+//! origin, methods changed as RFC 9110 says, and the head of the last response
+//! kept so a failing hop is recorded where it happened.
+
+use reqwest::header::{self, HeaderMap};
+use reqwest::{Method, Response, StatusCode};
+use tokio::time::Instant;
+use url::Url;
+
+use super::classify::classify;
+use super::fetcher::{Fetcher, Head, redacted};
+use crate::failure::Failure;
+use crate::input::Request;
+use crate::politeness::{Ask, Probe, Signals};
+
+impl Fetcher {
+    /// Send `req` and follow its redirects; `head` is the last response's.
+    pub(super) async fn follow(
+        &self,
+        req: &Request,
+        head: &mut Option<Head>,
+        mut probe: Option<Probe>,
+        hops: Hops<'_>,
+    ) -> Result<Response, Failure> {
+        let start = Instant::now();
+        let mut url = req.url.clone();
+        let options = req.options;
+        let mut body = req
+            .body
+            .clone()
+            .or_else(|| self.cfg.data.clone().filter(|_| options));
+        let mut method = match options {
+            true => self.method_for(req, body.is_some()),
+            false => req.method.clone().unwrap_or(Method::GET),
+        };
+        let mut headers = match options {
+            true => self.cfg.headers.clone(),
+            false => HeaderMap::new(),
+        };
+        for (name, value) in &req.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        if req.body.is_none() && body.is_some() && self.cfg.form_data {
+            headers
+                .entry(header::CONTENT_TYPE)
+                .or_insert(header::HeaderValue::from_static(
+                    "application/x-www-form-urlencoded",
+                ));
+        }
+        let mut redirects = 0;
+        let response = loop {
+            // A fragment is the client's: it is never sent.
+            let mut sent = url.clone();
+            sent.set_fragment(None);
+            let mut request = self
+                .clients
+                .get(&url)
+                .await?
+                .request(method.clone(), sent)
+                .headers(headers.clone());
+            match &body {
+                Some(b) => request = request.body(b.clone()),
+                // RFC 9110 8.6: a POST, PUT or PATCH without a body says so (some servers answer 411).
+                None if matches!(method, Method::POST | Method::PUT | Method::PATCH) => {
+                    request = request.header(header::CONTENT_LENGTH, "0");
+                }
+                None => {}
+            }
+            let response = request.send().await.map_err(classify);
+            // The connection is up and its protocol known: the host's other requests may go.
+            drop(probe.take());
+            let response = response?;
+            let next = match redirect_target(&url, &response) {
+                Ok(Some(next)) => next,
+                Ok(None) => break response,
+                Err(failure) => {
+                    // The record names the 3xx that pointed nowhere usable.
+                    *head = Some(head_of(&response, url, redirects, start));
+                    return Err(failure);
+                }
+            };
+            if redirects == hops.most {
+                *head = Some(head_of(&response, url, redirects, start));
+                return Err(Failure::TooManyRedirects(hops.most));
+            }
+            // Every hop is a request to its origin: its robots.txt must allow it.
+            if let Some(ask) = hops.ask
+                && let Err(why) = self.gate.check_hop(&next, ask).await
+            {
+                *head = Some(head_of(&response, url, redirects, start));
+                let next = redacted(&next);
+                return Err(Failure::RobotsDisallowed(format!(
+                    "redirect to {next}: {why}"
+                )));
+            }
+            redirects += 1;
+            // RFC 9110 15.4.4: a 303 turns any method but HEAD into GET.
+            if (response.status() == StatusCode::SEE_OTHER && method != Method::HEAD)
+                || (method == Method::POST && matches!(response.status().as_u16(), 301 | 302))
+            {
+                method = Method::GET;
+                body = None;
+                headers.remove(header::CONTENT_TYPE);
+                headers.remove(header::CONTENT_LENGTH);
+            }
+            if !keeps_credentials(&url, &next) {
+                for name in [
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                    header::PROXY_AUTHORIZATION,
+                ] {
+                    headers.remove(name);
+                }
+            }
+            // Until the next hop answers, its failure (or the attempt's timeout)
+            // is recorded where it happened: the hop's URL, the redirects so
+            // far, and the last status received.
+            *head = Some(head_of(&response, next.clone(), redirects, start));
+            url = next;
+        };
+        *head = Some(head_of(&response, url, redirects, start));
+        Ok(response)
+    }
+}
+
+/// How far an attempt follows redirects, and who checks each hop.
+#[derive(Clone, Copy)]
+pub(super) struct Hops<'a> {
+    pub(super) most: u32,
+    /// `--robots`: each hop must pass its origin's robots.txt.
+    pub(super) ask: Option<Ask<'a>>,
+}
+
+pub(super) fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) -> Head {
+    let headers = response.headers();
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Head {
+        final_url,
+        status: response.status(),
+        version: response.version(),
+        content_type: text(header::CONTENT_TYPE),
+        etag: text(header::ETAG),
+        last_modified: text(header::LAST_MODIFIED),
+        redirects,
+        ttfb: start.elapsed(),
+        signals: Signals::read(headers),
+    }
+}
+
+/// The next URL when `response` is a redirect with a usable `Location`.
+pub(super) fn redirect_target(current: &Url, response: &Response) -> Result<Option<Url>, Failure> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return Ok(None);
+    }
+    let Some(location) = response.headers().get(header::LOCATION) else {
+        return Ok(None);
+    };
+    let location = location
+        .to_str()
+        .map_err(|_| Failure::Decode("redirect Location header is not valid text".into()))?;
+    // An empty Location points nowhere (curl stops there too): the 3xx is the answer.
+    if location.trim().is_empty() {
+        return Ok(None);
+    }
+    let next = current
+        .join(location)
+        .map_err(|e| Failure::Decode(format!("invalid redirect Location '{location}': {e}")))?;
+    match next.scheme() {
+        "http" | "https" => Ok(Some(next)),
+        other => Err(Failure::Decode(format!(
+            "redirect ({}) to '{location}': a {other}: URL is not followed",
+            response.status().as_u16()
+        ))),
+    }
+}
+
+/// Whether a redirect from `from` to `to` keeps Authorization and Cookie: as
+/// curl, only while the scheme, host and port stay the same.
+fn keeps_credentials(from: &Url, to: &Url) -> bool {
+    from.origin() == to.origin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_stop_at_a_change_of_scheme_host_or_port() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(keeps_credentials(
+            &u("https://h.test/a"),
+            &u("https://h.test:443/b")
+        ));
+        for to in [
+            "http://h.test:443/",
+            "http://h.test/",
+            "https://h.test:8443/",
+            "https://g.test/",
+        ] {
+            assert!(!keeps_credentials(&u("https://h.test/a"), &u(to)), "{to}");
+        }
+    }
+}
