@@ -75,6 +75,11 @@ impl Config {
         self
     }
 
+    /// `-q`: nothing on stderr but errors.
+    pub fn quiet(&self) -> bool {
+        self.ui.quiet
+    }
+
     /// The progress display that `--progress`, `--no-progress` and `-q` ask for.
     pub fn progress(&self) -> Progress {
         Progress::new(&self.ui)
@@ -237,6 +242,7 @@ impl RequestArgs {
             robots: politeness.robots,
             robots_agent: politeness.robots_agent.clone(),
             retry_all_methods: politeness.retry_all_methods,
+            follow: !self.no_follow,
             form_data: form,
         })
     }

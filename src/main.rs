@@ -37,7 +37,8 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     let exit = runtime.block_on(async move {
         let shutdown = Shutdown::new();
-        tokio::spawn(watch_signals(shutdown.clone(), progress.clone()));
+        let quiet = cfg.quiet();
+        tokio::spawn(watch_signals(shutdown.clone(), progress.clone(), quiet));
         let cfg = Arc::new(cfg);
         let result = match demo {
             true => trawl::demo::run(cfg, progress, shutdown).await,
@@ -75,7 +76,7 @@ fn print(text: &[u8]) -> ExitCode {
 }
 
 /// First Ctrl-C or SIGTERM: graceful stop. A second one: exit at once.
-async fn watch_signals(shutdown: Arc<Shutdown>, progress: Progress) {
+async fn watch_signals(shutdown: Arc<Shutdown>, progress: Progress, quiet: bool) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -91,7 +92,10 @@ async fn watch_signals(shutdown: Arc<Shutdown>, progress: Progress) {
         if !shutdown.trigger(reason) {
             std::process::exit(code);
         }
-        progress
-            .eprintln("trawl: stopping: letting requests in flight finish (again to quit at once)");
+        if !quiet {
+            progress.eprintln(
+                "trawl: stopping: letting requests in flight finish (again to quit at once)",
+            );
+        }
     }
 }

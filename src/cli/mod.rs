@@ -235,6 +235,10 @@ pub struct RequestArgs {
     /// Redirects followed before failing with `too_many_redirects`.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_redirects: u32,
+    /// Do not follow redirects (curl without -L): a 3xx is the record, with
+    /// its `location`.
+    #[arg(long, conflicts_with = "max_redirects")]
+    pub no_follow: bool,
     /// Largest decoded body accepted (e.g. 500KB, 16MiB); larger fails with `body_too_large`.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size_arg)]
     pub max_body: u64,
@@ -242,7 +246,8 @@ pub struct RequestArgs {
     /// as curl does; TLS still checks the certificate against HOST. Repeatable.
     #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = crate::fetch::parse_pin)]
     pub resolve: Vec<crate::fetch::Pin>,
-    /// Proxy URL for all requests (http://, https:// or socks5://).
+    /// Proxy URL for all requests (http://, https://, socks5:// or socks5h://,
+    /// which resolves names at the proxy).
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
     /// Statuses counted as ok: codes, ranges and classes, e.g. 200,204 or 200-299 or 2xx,3xx.

@@ -47,6 +47,8 @@ pub(crate) struct FetchSettings {
     pub(crate) robots: bool,
     /// `-d` (not `--data-binary`): its body goes as a form unless a Content-Type is given.
     pub(crate) form_data: bool,
+    /// Whether redirects are followed (`--no-follow` turns it off).
+    pub(crate) follow: bool,
     /// `--retry-all-methods`: retry non-idempotent requests too.
     pub(crate) retry_all_methods: bool,
     /// `--robots-agent`: the product token robots.txt is read for (default:
@@ -64,6 +66,8 @@ pub(crate) struct Head {
     /// Validators, for conditional requests in a later run (`--since`).
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// A 3xx answer's `Location` (the record's `location` under `--no-follow`).
+    pub location: Option<String>,
     pub redirects: u32,
     /// From the start of the attempt to the final response's headers.
     pub ttfb: Duration,
@@ -306,6 +310,7 @@ impl Fetcher {
         let mut head = None;
         let timeout = self.cfg.timeout;
         let hops = Hops {
+            follow: self.cfg.follow,
             most: self.cfg.max_redirects,
             ask: self.cfg.robots.then_some(Ask {
                 halt: on.halt,

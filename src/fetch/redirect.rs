@@ -71,6 +71,9 @@ impl Fetcher {
             // The connection is up and its protocol known: the host's other requests may go.
             drop(probe.take());
             let response = response?;
+            if !hops.follow {
+                break response;
+            }
             let next = match redirect_target(&url, &response) {
                 Ok(Some(next)) => next,
                 Ok(None) => break response,
@@ -127,6 +130,8 @@ impl Fetcher {
 /// How far an attempt follows redirects, and who checks each hop.
 #[derive(Clone, Copy)]
 pub(super) struct Hops<'a> {
+    /// `--no-follow` makes this false: the first response is the answer.
+    pub(super) follow: bool,
     pub(super) most: u32,
     /// `--robots`: each hop must pass its origin's robots.txt.
     pub(super) ask: Option<Ask<'a>>,
@@ -147,6 +152,7 @@ pub(super) fn head_of(response: &Response, final_url: Url, redirects: u32, start
         content_type: text(header::CONTENT_TYPE),
         etag: text(header::ETAG),
         last_modified: text(header::LAST_MODIFIED),
+        location: text(header::LOCATION).filter(|_| response.status().is_redirection()),
         redirects,
         ttfb: start.elapsed(),
         signals: Signals::read(headers),

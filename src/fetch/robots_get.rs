@@ -22,6 +22,7 @@ impl Fetcher {
     async fn robots_attempt(&self, url: &Url) -> (Option<u16>, Result<Vec<u8>, String>) {
         let mut head = None;
         let hops = Hops {
+            follow: true,
             most: self.cfg.max_redirects.max(5),
             ask: None,
         };

@@ -43,6 +43,7 @@ pub(crate) fn assemble(
         r.ttfb_ms = Some(millis(head.ttfb));
         r.etag = head.etag;
         r.last_modified = head.last_modified;
+        r.location = head.location.filter(|l| !l.trim().is_empty());
     }
     r.url = url.map(|u| without_passwords(u.into()));
     match processed {

@@ -166,6 +166,18 @@ async fn sigint_finishes_in_flight_requests_flushes_and_exits_130() {
     assert!(stderr.contains("interrupted"), "summary printed: {stderr}");
 }
 
+/// Regression (issue 26, item 18): `-q` still printed "stopping…" on Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_says_nothing_on_ctrl_c() {
+    let server = Server::start().await.unwrap();
+    let (child, _dir) = start_slow(&server, &["-q"]).await;
+    signal(child.id().unwrap(), "INT").await;
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_143_and_a_second_ctrl_c_exits_at_once() {
     let server = Server::start().await.unwrap();

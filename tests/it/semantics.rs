@@ -240,3 +240,22 @@ async fn a_failure_after_a_redirect_names_the_hop_and_the_redirects() {
     );
     assert_eq!((ftp.status, ftp.redirects), (Some(301), Some(0)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_follow_keeps_the_3xx_as_the_record_with_its_location() {
+    let (port, targets, _) = raw(|t| match t {
+        "/moved" => reply(301, "Location: /new-home\r\n", b""),
+        _ => reply(200, "", b"ok"),
+    })
+    .await;
+    let r = run(
+        &["--no-follow"],
+        lines([format!("http://127.0.0.1:{port}/moved")]),
+    )
+    .await;
+    let rec = r.at(0);
+    assert!(rec.ok, "{rec:?}");
+    assert_eq!((rec.status, rec.redirects), (Some(301), Some(0)));
+    assert_eq!(rec.location.as_deref(), Some("/new-home"));
+    assert_eq!(*targets.lock().unwrap(), ["/moved"], "curl without -L");
+}
