@@ -277,9 +277,11 @@ impl Progress {
 
 /// Install the tracing subscriber: logs on stderr through the progress bar.
 pub(crate) fn init_logging(cfg: &UiSettings, progress: &Progress) {
+    // Dependencies' own log lines (rustls logs every failed certificate check
+    // at error level: 10k bad hosts, 10k lines) only from -v on.
     let default = match (cfg.quiet, cfg.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
+        (true, _) => "off,trawl=error",
+        (false, 0) => "off,trawl=warn",
         (false, 1) => "warn,trawl=info",
         (false, 2) => "info,trawl=debug",
         _ => "debug,trawl=trace",

@@ -259,3 +259,27 @@ async fn no_follow_keeps_the_3xx_as_the_record_with_its_location() {
     assert_eq!(rec.location.as_deref(), Some("/new-home"));
     assert_eq!(*targets.lock().unwrap(), ["/moved"], "curl without -L");
 }
+
+/// Issue 26 item 19 (in part): every failed certificate check printed an
+/// `ERROR failed to verify TLS certificate` line of rustls on stderr, even with -q.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_failures_leave_no_dependency_log_lines_on_stderr() {
+    let server = Server::start().await.unwrap();
+    let url = format!("https://127.0.0.1:{}/fast", server.addr.port());
+    for quiet in [false, true] {
+        let mut cmd = tokio::process::Command::new(bin());
+        cmd.args([url.as_str(), "--retries", "0", "--no-progress"]);
+        if quiet {
+            cmd.arg("-q");
+        }
+        let out = cmd.output().await.unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let record = String::from_utf8_lossy(&out.stdout);
+        assert!(record.contains("\"tls\""), "{record}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("ERROR") && !stderr.contains("verify"),
+            "quiet={quiet}: {stderr}"
+        );
+    }
+}
