@@ -15,8 +15,8 @@ pub(crate) fn classify(err: reqwest::Error) -> Failure {
     } else if err.is_connect() {
         if message.contains("dns error") {
             Failure::Dns(message)
-        } else if has_source::<rustls::Error>(&err, |_| true) {
-            Failure::Tls(message)
+        } else if let Some(tls) = find_source::<rustls::Error>(&err) {
+            Failure::Tls(tls_message(tls).unwrap_or(message))
         } else {
             Failure::Connect(message)
         }
@@ -68,6 +68,69 @@ fn has_source<E: StdError + 'static>(
     false
 }
 
+/// The first error of type `E` in the chain (looking inside `io::Error`s too).
+fn find_source<'a, E: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a E> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        cur = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(wrapped) => Some(wrapped as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// A TLS failure in words a person reads, as curl's are, for the cases people
+/// meet; `None` leaves rustls's own text.
+fn tls_message(err: &rustls::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let date = |t: &rustls::pki_types::UnixTime| {
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.as_secs());
+        humantime::format_rfc3339_seconds(when).to_string()
+    };
+    let text = match err {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::UnknownIssuer => "certificate signed by an unknown authority (a private CA: give --cacert; or --insecure)".to_owned(),
+            C::Expired => "certificate expired".to_owned(),
+            C::ExpiredContext { not_after, .. } => format!("certificate expired on {}", date(not_after)),
+            C::NotValidYet => "certificate not valid yet".to_owned(),
+            C::NotValidYetContext { not_before, .. } => {
+                format!("certificate not valid before {}", date(not_before))
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "certificate is not valid for this host name".to_owned()
+            }
+            C::Revoked => "certificate revoked".to_owned(),
+            C::BadSignature => "certificate signature does not verify (a key too weak, or a forged certificate)".to_owned(),
+            C::UnsupportedSignatureAlgorithmContext { .. }
+            | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                "certificate signature algorithm not accepted (SHA-1 or another weak one)".to_owned()
+            }
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                "certificate is not for a TLS server".to_owned()
+            }
+            C::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                "self-signed certificate (give --cacert to trust it, or --insecure)".to_owned()
+            }
+            _ => return None,
+        },
+        rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion) => {
+            "the server offers only TLS 1.1 or older (TLS 1.2 or 1.3 is needed)".to_owned()
+        }
+        rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure) => {
+            "the server refused the TLS handshake (no TLS version or cipher in common)".to_owned()
+        }
+        _ => return None,
+    };
+    Some(text)
+}
+
 /// "outer: inner: root", skipping parts already contained in the previous one.
 pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -80,4 +143,47 @@ pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
         cur = e.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tls_message;
+    use rustls::CertificateError as C;
+    use rustls::pki_types::UnixTime;
+
+    #[test]
+    fn tls_failures_read_as_curls_do() {
+        let t = |secs| UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
+        for (err, says) in [
+            (
+                rustls::Error::InvalidCertificate(C::UnknownIssuer),
+                "unknown authority",
+            ),
+            (
+                rustls::Error::InvalidCertificate(C::ExpiredContext {
+                    time: t(1_800_000_000),
+                    not_after: t(1_700_000_000),
+                }),
+                "expired on 2023-11-14T22:13:20Z",
+            ),
+            (
+                rustls::Error::InvalidCertificate(C::BadSignature),
+                "key too weak",
+            ),
+            (
+                rustls::Error::InvalidCertificate(C::UnsupportedSignatureAlgorithmContext {
+                    signature_algorithm_id: vec![1],
+                    supported_algorithms: vec![],
+                }),
+                "SHA-1",
+            ),
+            (
+                rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion),
+                "TLS 1.1 or older",
+            ),
+        ] {
+            let text = tls_message(&err).unwrap();
+            assert!(text.contains(says), "{err:?}: {text}");
+        }
+    }
 }

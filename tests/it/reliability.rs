@@ -184,7 +184,7 @@ async fn credentials_are_dropped_on_a_redirect_to_another_host() {
 }
 
 /// A one-response-per-connection HTTPS server with a self-signed certificate.
-async fn tls_server() -> (u16, tokio::task::JoinHandle<()>) {
+pub(crate) async fn tls_server() -> (u16, tokio::task::JoinHandle<()>) {
     let acceptor = crate::support::self_signed_tls(&[]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
