@@ -46,44 +46,36 @@ fn is_cut_short(err: &(dyn StdError + 'static), decoding: bool) -> bool {
     })
 }
 
-/// Whether any error in the chain is an `E` matching `pred`. Looks inside
-/// `io::Error`s too (however deeply nested), whose `source()` skips what they wrap.
+/// The chain of `err`: itself and its sources, looking inside `io::Error`s
+/// too (however deeply nested), whose `source()` skips what they wrap.
+fn sources<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), next_source)
+}
+
+fn next_source<'a>(e: &&'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    let e: &'a (dyn StdError + 'static) = *e;
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(wrapped) => Some(wrapped as &(dyn StdError + 'static)),
+        None => e.source(),
+    }
+}
+
+/// Whether any error in the chain is an `E` matching `pred`.
 fn has_source<E: StdError + 'static>(
     err: &(dyn StdError + 'static),
     pred: impl Fn(&E) -> bool,
 ) -> bool {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if e.downcast_ref::<E>().is_some_and(&pred) {
-            return true;
-        }
-        cur = match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(wrapped) => Some(wrapped as &(dyn StdError + 'static)),
-            None => e.source(),
-        };
-    }
-    false
+    sources(err).any(|e| e.downcast_ref::<E>().is_some_and(&pred))
 }
 
-/// The first error of type `E` in the chain (looking inside `io::Error`s too).
+/// The first error of type `E` in the chain.
 fn find_source<'a, E: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a E> {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if let Some(found) = e.downcast_ref::<E>() {
-            return Some(found);
-        }
-        cur = match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(wrapped) => Some(wrapped as &(dyn StdError + 'static)),
-            None => e.source(),
-        };
-    }
-    None
+    sources(err).find_map(|e| e.downcast_ref::<E>())
 }
 
 /// A TLS failure in words a person reads, as curl's are, for the cases people

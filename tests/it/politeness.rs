@@ -138,6 +138,18 @@ async fn host_stats_give_one_line_per_host() {
     assert!(bytes > 0);
 }
 
+/// Requests accepted in each whole second from `from`, over `span` seconds.
+fn per_second(accepted: &[Instant], from: Instant, span: f64) -> Vec<usize> {
+    (0..=span as u64)
+        .map(|s| {
+            accepted
+                .iter()
+                .filter(|t| t.duration_since(from).as_secs() == s)
+                .count()
+        })
+        .collect()
+}
+
 /// A server that allows `per_second` requests in any sliding second and
 /// answers 429 (without Retry-After) above it, as many APIs do. Counts both.
 #[derive(Default)]
@@ -216,14 +228,7 @@ async fn auto_throttle_finds_a_hidden_limit_and_stays_under_it() {
         .as_secs_f64();
     // The server's own limit: n requests at `limit` a second.
     let ideal = n as f64 / limit as f64;
-    let per_second: Vec<usize> = (0..=span as usize)
-        .map(|s| {
-            accepted
-                .iter()
-                .filter(|t| t.duration_since(accepted[0]).as_secs() == s as u64)
-                .count()
-        })
-        .collect();
+    let per_second = per_second(&accepted, accepted[0], span);
     eprintln!("{refused} 429s; {span:.2} s (ideal {ideal:.2}); accepted per second {per_second:?}");
     assert!(
         span <= 1.4 * ideal,
@@ -279,14 +284,7 @@ async fn auto_throttle_finds_a_limit_that_starts_late_as_fast_as_on_a_fresh_host
         .duration_since(last_free)
         .as_secs_f64();
     let ideal = n as f64 / limit as f64;
-    let per_second: Vec<usize> = (0..=span as usize)
-        .map(|s| {
-            accepted
-                .iter()
-                .filter(|t| t.duration_since(last_free).as_secs() == s as u64)
-                .count()
-        })
-        .collect();
+    let per_second = per_second(&accepted, last_free, span);
     let hosts = std::fs::read_to_string(run.path("hosts.jsonl")).unwrap();
     eprintln!(
         "after {free} free: {refused} 429s of {}; {span:.2} s (ideal {ideal:.2}); per second {per_second:?}; {hosts}",
