@@ -13,7 +13,9 @@ pub(crate) fn classify(err: reqwest::Error) -> Failure {
     if err.is_timeout() {
         Failure::Timeout(message)
     } else if err.is_connect() {
-        if message.contains("dns error") {
+        if message.contains(super::resolve::NO_DESCRIPTORS) {
+            Failure::Connect(message)
+        } else if message.contains("dns error") {
             Failure::Dns(message)
         } else if let Some(tls) = find_source::<rustls::Error>(&err) {
             Failure::Tls(tls_message(tls).unwrap_or(message))

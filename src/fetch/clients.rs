@@ -3,14 +3,17 @@
 //! and shared by every request of its kind: pooled connections, HTTP/2 by ALPN,
 //! transparent gzip/br/zstd/deflate decoding. Redirects are left to the fetch
 //! stage, so it can count them and drop credentials when the host changes.
+//! Near the open-files limit the clients are retired and built afresh, which
+//! closes the connections their pools keep idle (`descriptors.rs`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 use url::Url;
 
+use super::descriptors::Descriptors;
 use super::resolve::{self, Pin, Resolver};
 use super::tls::Tls;
 use crate::failure::Failure;
@@ -48,6 +51,18 @@ pub(crate) struct Clients {
     /// The (host, port) pairs that `--resolve` pins.
     pinned: HashSet<(String, u16)>,
     cfg: Arc<ClientSettings>,
+    /// The descriptor budget that connections stay under.
+    descriptors: Descriptors,
+    /// Whether each built client is still alive (its pool, idle connections
+    /// and all): a retired one lives until its requests in flight are answered.
+    alive: Mutex<Generations>,
+}
+
+/// The clients in use and the retired ones still closing, by token.
+#[derive(Default)]
+struct Generations {
+    current: Vec<Weak<()>>,
+    retired: Vec<Weak<()>>,
 }
 
 /// Which client a URL needs.
@@ -69,7 +84,15 @@ struct Kind {
 impl Clients {
     /// The clients, with the one for plain http:// built now, so that options
     /// no client can be made with fail before the run.
-    pub(crate) fn new(cfg: ClientSettings, lookup: resolve::LookupFn) -> anyhow::Result<Clients> {
+    pub(crate) fn new(
+        cfg: ClientSettings,
+        lookup: resolve::LookupFn,
+        concurrency: usize,
+    ) -> anyhow::Result<Clients> {
+        let descriptors = Descriptors::new(concurrency);
+        if let Some(warning) = descriptors.warning(concurrency) {
+            tracing::warn!("{warning}");
+        }
         let clients = Clients {
             built: RwLock::new(HashMap::new()),
             dns: resolve::Cache::new(lookup),
@@ -79,32 +102,77 @@ impl Clients {
                 .map(|p| (p.host.clone(), p.port))
                 .collect(),
             cfg: Arc::new(cfg),
+            descriptors,
+            alive: Mutex::new(Generations::default()),
         };
         let plain = Kind {
             trust_store: clients.cfg.proxy.is_some(),
             pinned_port: None,
             h2c: clients.cfg.versions == HttpVersions::H2cPriorKnowledge,
         };
-        let built = build(&clients.cfg, clients.dns.clone(), plain)?;
+        let built = build(&clients.cfg, clients.dns.clone(), plain, clients.token())?;
         clients.cell(plain).set(built).expect("a new cell");
         Ok(clients)
     }
 
     /// The client for this URL, built on first use.
     pub(crate) async fn get(&self, url: &Url) -> Result<reqwest::Client, Failure> {
+        if self.descriptors.crowded() {
+            self.make_room().await;
+        }
         let kind = self.kind_for(url);
         let cell = self.cell(kind);
         let client = cell
             .get_or_try_init(|| async {
                 // Loading the trust store reads files: off the runtime.
-                let (cfg, dns) = (self.cfg.clone(), self.dns.clone());
-                tokio::task::spawn_blocking(move || build(&cfg, dns, kind))
+                let (cfg, dns, token) = (self.cfg.clone(), self.dns.clone(), self.token());
+                tokio::task::spawn_blocking(move || build(&cfg, dns, kind, token))
                     .await
                     .map_err(|e| Failure::Tls(format!("building the HTTP client: {e}")))?
                     .map_err(|e| Failure::Tls(format!("building the HTTP client: {e:#}")))
             })
             .await?;
         Ok(client.clone())
+    }
+
+    /// At the descriptor budget: retire every client (unless retired ones
+    /// are still closing), so that the next requests get fresh ones and the
+    /// old pools close their idle connections once their requests in flight
+    /// are answered; wait for that, a while at most.
+    async fn make_room(&self) {
+        let deadline = Instant::now() + MAKE_ROOM_WAIT;
+        loop {
+            self.retire_unless_closing();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if !self.descriptors.still_crowded() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::debug!("still at the open-files limit: opening a connection anyway");
+                return;
+            }
+        }
+    }
+
+    fn retire_unless_closing(&self) {
+        let mut alive = self.alive.lock().expect("clients lock");
+        alive.retired.retain(|token| token.strong_count() > 0);
+        if !alive.retired.is_empty() {
+            return;
+        }
+        tracing::debug!("at the open-files limit: closing idle connections");
+        let current = std::mem::take(&mut alive.current);
+        alive.retired = current;
+        self.built.write().expect("clients lock").clear();
+    }
+
+    /// What a new client holds while it lives.
+    fn token(&self) -> Arc<()> {
+        let token = Arc::new(());
+        let mut alive = self.alive.lock().expect("clients lock");
+        alive.current.retain(|token| token.strong_count() > 0);
+        alive.current.push(Arc::downgrade(&token));
+        token
     }
 
     fn kind_for(&self, url: &Url) -> Kind {
@@ -130,12 +198,17 @@ impl Clients {
     }
 }
 
+/// How long a request waits for idle connections to close, at the
+/// open-files limit, before it tries anyway.
+const MAKE_ROOM_WAIT: Duration = Duration::from_secs(10);
+
 fn build(
     cfg: &ClientSettings,
     dns: Arc<resolve::Cache>,
     kind: Kind,
+    alive: Arc<()>,
 ) -> anyhow::Result<reqwest::Client> {
-    let resolver = Resolver::new(dns, &cfg.resolve, kind.pinned_port);
+    let resolver = Resolver::new(dns, &cfg.resolve, kind.pinned_port).holding(alive);
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(cfg.user_agent.as_str())

@@ -135,7 +135,7 @@ impl Fetcher {
         limits: Arc<Limits>,
         lookup: resolve::LookupFn,
     ) -> anyhow::Result<Fetcher> {
-        let clients = Clients::new(cfg.client.clone(), lookup)?;
+        let clients = Clients::new(cfg.client.clone(), lookup, limits.concurrency())?;
         let agent = cfg.robots.then(|| {
             cfg.robots_agent
                 .clone()

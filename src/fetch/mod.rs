@@ -11,6 +11,7 @@
 mod body;
 mod classify;
 mod clients;
+mod descriptors;
 mod digest;
 mod fetcher;
 mod redirect;

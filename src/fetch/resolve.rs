@@ -93,7 +93,18 @@ type Answer = Result<Arc<[IpAddr]>, Arc<str>>;
 pub(crate) struct Cache {
     lookup: LookupFn,
     max: usize,
-    names: Mutex<HashMap<Arc<str>, Shared<BoxFuture<'static, Answer>>>>,
+    names: Arc<Mutex<Names>>,
+}
+
+type Names = HashMap<Arc<str>, Shared<BoxFuture<'static, Answer>>>;
+
+/// What a lookup that failed for want of a descriptor says: that is the
+/// process's limit, not the name's answer, so it is neither `dns` nor cached.
+pub(crate) const NO_DESCRIPTORS: &str = "out of file descriptors (ulimit -n)";
+
+fn is_descriptor_shortage(e: &io::Error) -> bool {
+    // EMFILE, ENFILE (the same numbers on Linux and the BSDs).
+    matches!(e.raw_os_error(), Some(24 | 23))
 }
 
 impl Cache {
@@ -105,7 +116,7 @@ impl Cache {
         Arc::new(Cache {
             lookup,
             max,
-            names: Mutex::new(HashMap::new()),
+            names: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -121,9 +132,14 @@ impl Cache {
             names.clear();
         }
         let lookup = (self.lookup)(host.to_owned());
+        let (all, name) = (self.names.clone(), Arc::<str>::from(host));
         let answer = async move {
             match tokio::spawn(lookup).await {
                 Ok(Ok(addrs)) => Ok(Arc::from(addrs)),
+                Ok(Err(e)) if is_descriptor_shortage(&e) => {
+                    all.lock().expect("dns cache lock").remove(&name);
+                    Err(Arc::from(format!("{NO_DESCRIPTORS}: {e}")))
+                }
                 Ok(Err(e)) => Err(Arc::from(e.to_string())),
                 Err(e) => Err(Arc::from(format!("lookup failed: {e}"))),
             }
@@ -140,6 +156,8 @@ impl Cache {
 pub(crate) struct Resolver {
     pins: Arc<HashMap<String, Arc<[IpAddr]>>>,
     cache: Arc<Cache>,
+    /// Held for the client that owns this resolver, as long as it lives.
+    _alive: Option<Arc<()>>,
 }
 
 impl Resolver {
@@ -153,6 +171,15 @@ impl Resolver {
         Resolver {
             pins: Arc::new(pins),
             cache,
+            _alive: None,
+        }
+    }
+
+    /// The resolver, holding `alive` for as long as its client lives.
+    pub(crate) fn holding(self, alive: Arc<()>) -> Resolver {
+        Resolver {
+            _alive: Some(alive),
+            ..self
         }
     }
 
@@ -211,6 +238,7 @@ mod tests {
                 tokio::time::sleep(delay).await;
                 match host.as_str() {
                     "nx.test" => Err(io::Error::other("Name or service not known")),
+                    "emfile.test" => Err(io::Error::from_raw_os_error(24)),
                     _ => Ok(vec!["127.0.0.7".parse().unwrap()]),
                 }
             }
@@ -235,6 +263,19 @@ mod tests {
         assert!(failed.contains("not known"), "{failed}");
         let _ = resolver.resolve_name("nx.test").await;
         assert_eq!(count.load(Ordering::SeqCst), 2, "failures are cached too");
+    }
+
+    /// Regression: under a low `ulimit -n`, getaddrinfo's EMFILE was cached as
+    /// the name's `dns` answer, and every later URL of the host failed untried.
+    #[tokio::test]
+    async fn a_lookup_short_of_descriptors_is_not_cached() {
+        let (lookup, count) = counting(Duration::ZERO);
+        let resolver = Resolver::new(Cache::new(lookup), &[], None);
+        for tries in 1..=3 {
+            let failed = resolver.resolve_name("emfile.test").await.unwrap_err();
+            assert!(failed.starts_with(NO_DESCRIPTORS), "{failed}");
+            assert_eq!(count.load(Ordering::SeqCst), tries, "asked again each time");
+        }
     }
 
     #[tokio::test]

@@ -98,6 +98,11 @@ impl Limits {
         })
     }
 
+    /// The global cap on requests at once (`--concurrency`).
+    pub(crate) fn concurrency(&self) -> usize {
+        self.global_cap
+    }
+
     /// Requests being sent or received right now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)

@@ -92,3 +92,56 @@ fn a_bad_late_path_leaves_the_outputs_whole() {
         );
     }
 }
+
+/// Regression: under `ulimit -n 256`, 5,000 URLs over 1,000 host names lost
+/// 3,790 inputs: idle pooled connections (one per host) piled up until
+/// `socket()` failed, and that was recorded, and cached, as `dns`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_descriptor_limit_loses_nothing_over_many_hosts() {
+    let port = crate::support::serve(|_| hyper::Response::new("page\n".to_owned())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    let (hosts, per_host) = (1000, 5);
+    let mut urls = String::new();
+    for j in 0..per_host {
+        for h in 0..hosts {
+            urls.push_str(&format!("http://h{h}.test:{port}/{j}\n"));
+        }
+    }
+    std::fs::write(&list, urls).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let mut args: Vec<String> = vec![
+        list.display().to_string(),
+        "-q".into(),
+        "-c".into(),
+        "10".into(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    for h in 0..hosts {
+        args.push("--resolve".into());
+        args.push(format!("h{h}.test:{port}:127.0.0.1"));
+    }
+    let run: Output = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(&args).stdin(Stdio::null());
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| rlimit::setrlimit(rlimit::Resource::NOFILE, 256, 256));
+        }
+        cmd.output().unwrap().into()
+    })
+    .await
+    .unwrap();
+    let records = crate::support::read_records(&out);
+    let failed: Vec<_> = records.iter().filter(|r| !r.ok).collect();
+    assert_eq!(records.len(), hosts * per_host, "{}", run.stderr);
+    assert!(
+        failed.is_empty(),
+        "{} failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+}
