@@ -12,6 +12,7 @@ mod progress;
 mod queue;
 mod record;
 mod schema;
+mod sink;
 mod summary;
 mod writer;
 

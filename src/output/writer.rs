@@ -4,7 +4,7 @@
 //! its queue is idle and at the end.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,12 +15,11 @@ use tokio_util::sync::CancellationToken;
 use super::progress::Progress;
 use super::queue::Queued;
 use super::record::Record;
+use super::sink::Sink;
 use super::summary::Stats;
 use crate::input::InputSpec;
 use crate::politeness::HostStats;
 use crate::values::IndexSet;
-
-const BUFFER: usize = 256 * 1024;
 
 /// A finished record and the place in the window its job held since it was read.
 pub(crate) struct Finished {
@@ -28,10 +27,6 @@ pub(crate) struct Finished {
     /// Held, not read: dropping it once the record is written frees the place.
     #[allow(dead_code)]
     pub place: Option<OwnedSemaphorePermit>,
-}
-
-struct Sink {
-    out: BufWriter<Box<dyn Write + Send>>,
 }
 
 /// Where records go and how (`-o`, `--errors`, `--summary`, `--ordered`, `--resume`).
@@ -75,13 +70,13 @@ impl Outputs {
             if !cfg.resume {
                 empty(&file, path)?;
             }
-            Ok(Some(Sink {
-                out: BufWriter::with_capacity(BUFFER, Box::new(file)),
-            }))
+            Ok(Some(Sink::new(
+                Box::new(file),
+                format!("'{}'", path.display()),
+            )))
         };
-        let main = sink(main.zip(cfg.main.as_deref()))?.unwrap_or_else(|| Sink {
-            out: BufWriter::with_capacity(BUFFER, Box::new(io::stdout())),
-        });
+        let main = sink(main.zip(cfg.main.as_deref()))?
+            .unwrap_or_else(|| Sink::new(Box::new(io::stdout()), "stdout".into()));
         let errors = sink(errors.zip(cfg.errors.as_deref()))?;
         Ok(Outputs { main, errors })
     }
@@ -332,9 +327,8 @@ impl Writer {
         let output_closed = failed
             .as_ref()
             .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
-        let error = failed
-            .filter(|_| !output_closed)
-            .map(|e| anyhow::Error::new(e).context("writing output"));
+        self.tally_written();
+        let error = failed.filter(|_| !output_closed).map(anyhow::Error::new);
         Written {
             stats: self.stats,
             output_closed,
@@ -370,7 +364,28 @@ impl Writer {
     }
 
     fn write(&mut self, record: Record) -> io::Result<()> {
-        self.stats.add(&record);
+        self.progress.record(record.ok);
+        let sink = match (&mut self.outputs.errors, record.ok) {
+            (Some(errors), false) => errors,
+            _ => &mut self.outputs.main,
+        };
+        let put = sink.put(record);
+        self.tally_written();
+        put
+    }
+
+    /// Count the records whose bytes have all reached their file: the totals
+    /// and `--host-stats` say what the outputs hold.
+    fn tally_written(&mut self) {
+        let errors = self.outputs.errors.iter_mut().flat_map(|s| s.confirmed());
+        let written: Vec<Record> = self.outputs.main.confirmed().chain(errors).collect();
+        for record in written {
+            self.tally(&record);
+        }
+    }
+
+    fn tally(&mut self, record: &Record) {
+        self.stats.add(record);
         if let (Some(hosts), Some(url)) = (&self.host_stats, record.url.as_deref()) {
             hosts.record(crate::politeness::HostRecord {
                 url,
@@ -382,20 +397,18 @@ impl Writer {
                     .filter(|_| record.attempts.unwrap_or(0) > 0),
             });
         }
-        self.progress.record(record.ok);
-        let sink = match (&mut self.outputs.errors, record.ok) {
-            (Some(errors), false) => errors,
-            _ => &mut self.outputs.main,
-        };
-        serde_json::to_writer(&mut sink.out, &record).map_err(io::Error::from)?;
-        sink.out.write_all(b"\n")
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.outputs.main.out.flush()?;
-        if let Some(errors) = &mut self.outputs.errors {
-            errors.out.flush()?;
-        }
-        Ok(())
+        let flushed = self
+            .outputs
+            .main
+            .flush()
+            .and_then(|()| match &mut self.outputs.errors {
+                Some(errors) => errors.flush(),
+                None => Ok(()),
+            });
+        self.tally_written();
+        flushed
     }
 }

@@ -145,3 +145,69 @@ async fn a_low_descriptor_limit_loses_nothing_over_many_hosts() {
     );
     assert_eq!(run.code, Some(0), "{}", run.stderr);
 }
+
+/// Regression: when `-o` filled the disk, the summary counted records that
+/// were never written (239 counted, 212 written) and the message did not name
+/// the file. A file-size limit (`RLIMIT_FSIZE`, with SIGXFSZ ignored so the
+/// write fails instead of killing) stands in for the full disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_output_counts_only_what_was_written_and_resume_completes_the_run() {
+    let port = crate::support::serve(|_| hyper::Response::new("page\n".to_owned())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let (list, out, summary) = (p("list.txt"), p("out.jsonl"), p("summary.json"));
+    let n = 300;
+    let urls: String = (0..n)
+        .map(|i| format!("http://127.0.0.1:{port}/{i}\n"))
+        .collect();
+    std::fs::write(&list, urls).unwrap();
+    let args: Vec<String> = [&list, "-o", &out, "--summary", &summary]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let limited = args.clone();
+    let run: Output = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(&limited).stdin(Stdio::null());
+        // SAFETY: signal and setrlimit are async-signal-safe; nothing else runs.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                rlimit::setrlimit(rlimit::Resource::FSIZE, 20_000, 20_000)
+            });
+        }
+        cmd.output().unwrap().into()
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains(&out), "names the file: {}", run.stderr);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let whole = text
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok());
+    let whole = whole.count() as u64;
+    assert!(whole > 10 && whole < n, "{whole} whole records");
+    let counted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(counted["total"], whole, "{counted}");
+    let line = format!("trawl: {whole} records");
+    assert!(run.stderr.contains(&line), "{line:?} in {}", run.stderr);
+    // Space again: --resume finishes the run with one record per input.
+    let mut again = args.clone();
+    again.push("--resume".into());
+    let resumed: Output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin())
+            .args(&again)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+            .into()
+    })
+    .await
+    .unwrap();
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    let records = crate::support::read_records(std::path::Path::new(&out));
+    crate::support::assert_one_per_index(&records, n);
+}
