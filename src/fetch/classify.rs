@@ -10,7 +10,11 @@ use crate::failure::Failure;
 pub(crate) fn classify(err: reqwest::Error) -> Failure {
     let err = err.without_url();
     let message = chain(&err);
-    if err.is_timeout() {
+    if err.is_timeout() && err.is_connect() {
+        Failure::Timeout(format!(
+            "connecting timed out (--connect-timeout): {message}"
+        ))
+    } else if err.is_timeout() {
         Failure::Timeout(message)
     } else if err.is_connect() {
         if message.contains(super::resolve::NO_DESCRIPTORS) {

@@ -89,7 +89,10 @@ fn identity(cert: &Path, key: Option<&Path>) -> Result<Identity, String> {
         return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into());
     }
     if !has(b"PRIVATE KEY-----") {
-        return Err("no private key in it; give the key with --key FILE".into());
+        return Err(match key {
+            None => "no private key in it; give the key with --key FILE".into(),
+            Some(_) => "no private key (-----BEGIN PRIVATE KEY-----) in either file".into(),
+        });
     }
     let identity = Identity::from_pem(&pem).map_err(|e| chain(&e))?;
     // The key is parsed and matched when a client is built.

@@ -147,7 +147,12 @@ impl Select {
                 attr: Some(attr.to_owned()),
             });
         }
-        let selector = Selector::parse(spec).map_err(|e| invalid(selector_error(e)))?;
+        let selector = Selector::parse(spec).map_err(|e| match spec.rsplit_once('@') {
+            Some((css, attr)) if Selector::parse(css).is_ok() => invalid(format!(
+                "'{attr}' after '@' is not an attribute name (CSS@ATTR, e.g. 'a@href')"
+            )),
+            _ => invalid(selector_error(e)),
+        })?;
         Ok(Select {
             selector,
             attr: None,
@@ -246,5 +251,13 @@ mod tests {
         assert!(quoted.attr.is_none());
         assert!(Select::parse("li >").is_err());
         assert!(Select::parse("@href").is_err());
+        // Regression: 'a@' said "Token was not expected".
+        for bad in ["a@", "a@ href", "li > a@!"] {
+            let why = Select::parse(bad).unwrap_err();
+            assert!(
+                why.contains("after '@' is not an attribute name"),
+                "{bad}: {why}"
+            );
+        }
     }
 }

@@ -289,3 +289,32 @@ async fn tls_failures_leave_no_dependency_log_lines_on_stderr() {
         );
     }
 }
+
+/// Regression: a connect that timed out did not name `--connect-timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_timeout_names_its_flag() {
+    use socket2::{Domain, Socket, Type};
+    // A listener that never accepts, its backlog full: the next connect hangs.
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let _filling: Vec<Socket> = (0..4)
+        .map(|_| {
+            let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            s.set_nonblocking(true).unwrap();
+            let _ = s.connect(&addr.into());
+            s
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let run = run(
+        &["--connect-timeout", "300ms", "-t", "20s", "--retries", "0"],
+        format!("http://{addr}/\n"),
+    )
+    .await;
+    let error = run.at(0).error.as_ref().expect("a failure");
+    assert_eq!(error.kind, trawl::ErrorKind::Timeout, "{error:?}");
+    assert!(error.message.contains("--connect-timeout"), "{error:?}");
+}

@@ -252,7 +252,8 @@ fn a_bad_tls_file_is_exit_2_with_its_path_and_why() {
         (&["--cert", &file("client.pem")], "no private key"),
         (
             &["--cert", &file("client.pem"), "--key", &file("ca.pem")],
-            "no private key",
+            // Regression: said "give the key with --key" when it was given.
+            "no private key (-----BEGIN PRIVATE KEY-----) in either file",
         ),
         (&["-u", "nopassword"], "USER:PASSWORD"),
     ];
