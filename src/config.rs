@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
-use reqwest::header::HeaderMap;
+use reqwest::header::{self, HeaderMap};
 
 use clap::CommandFactory;
 
 use crate::cli::{
-    Cli, Command, OutputArgs, PolitenessArgs, ProcessArgs, RequestArgs, RunArgs, SchemaOf, TlsArgs,
-    basic_auth, check_proxy, parse_header,
+    Cli, Command, HeaderArg, OutputArgs, PolitenessArgs, ProcessArgs, RequestArgs, RunArgs,
+    SchemaOf, TlsArgs, basic_auth, check_proxy, parse_header,
 };
 use crate::fetch::FetchSettings;
 use crate::fetch::{ClientSettings, HttpVersions};
@@ -185,9 +185,23 @@ impl RequestArgs {
             })
             .transpose()?;
         let mut headers = HeaderMap::new();
+        let mut removed = Vec::new();
         for raw in &self.headers {
-            let (name, value) = parse_header(raw).map_err(usage_error)?;
-            headers.append(name, value);
+            match parse_header(raw).map_err(usage_error)? {
+                HeaderArg::Set(name, value) => {
+                    headers.append(name, value);
+                }
+                HeaderArg::Remove(name) if name == header::ACCEPT_ENCODING => {
+                    return Err(usage_error(
+                        "-H 'Accept-Encoding:': trawl decodes gzip, br, zstd and deflate and \
+                         always says so; -H 'Accept-Encoding: identity' asks for no encoding",
+                    ));
+                }
+                HeaderArg::Remove(name) => {
+                    headers.remove(&name);
+                    removed.push(name);
+                }
+            }
         }
         let form = self.data.is_some();
         let data = match self.data.or(self.data_binary) {
@@ -220,9 +234,13 @@ impl RequestArgs {
         }
         Ok(FetchSettings {
             client: ClientSettings {
-                user_agent: self
-                    .user_agent
-                    .unwrap_or_else(|| concat!("trawl/", env!("CARGO_PKG_VERSION")).to_owned()),
+                // `-H 'User-Agent:'` sends none, as curl's does.
+                user_agent: match removed.contains(&header::USER_AGENT) {
+                    true => String::new(),
+                    false => self
+                        .user_agent
+                        .unwrap_or_else(|| concat!("trawl/", env!("CARGO_PKG_VERSION")).to_owned()),
+                },
                 connect_timeout: self.connect_timeout,
                 insecure: tls.insecure,
                 proxy: self.proxy,
@@ -243,7 +261,7 @@ impl RequestArgs {
             robots_agent: politeness.robots_agent.clone(),
             retry_all_methods: politeness.retry_all_methods,
             follow: !self.no_follow,
-            form_data: form,
+            form_data: form && !removed.contains(&header::CONTENT_TYPE),
         })
     }
 }
@@ -403,10 +421,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn headers_parse() {
-        let (n, v) = parse_header("X-Token:  abc ").unwrap();
-        assert_eq!(n.as_str(), "x-token");
-        assert_eq!(v, "abc");
+    fn headers_parse_as_curls_do() {
+        let set = |raw: &str| match parse_header(raw).unwrap() {
+            HeaderArg::Set(n, v) => (n.as_str().to_owned(), v.to_str().unwrap().to_owned()),
+            other => panic!("{raw}: {other:?}"),
+        };
+        assert_eq!(set("X-Token:  abc "), ("x-token".into(), "abc".into()));
+        assert_eq!(set("X-Empty;"), ("x-empty".into(), String::new()));
+        assert_eq!(set("X-Semi: a;"), ("x-semi".into(), "a;".into()));
+        assert!(matches!(parse_header("Accept:").unwrap(), HeaderArg::Remove(n) if n == "accept"));
+        assert!(matches!(
+            parse_header("Accept:  ").unwrap(),
+            HeaderArg::Remove(_)
+        ));
         assert!(parse_header("no colon").is_err());
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-pub(crate) use requests::{bad_proxy_env, basic_auth, check_proxy, parse_header};
+pub(crate) use requests::{HeaderArg, bad_proxy_env, basic_auth, check_proxy, parse_header};
 
 use crate::input::{ShardArg, ShardBy};
 use crate::values::{

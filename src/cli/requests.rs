@@ -72,13 +72,33 @@ pub(crate) fn basic_auth(headers: &mut HeaderMap, user: &str) -> Result<(), Stri
     Ok(())
 }
 
-pub(crate) fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
+/// What one `-H` says, as curl reads it.
+#[derive(Debug)]
+pub(crate) enum HeaderArg {
+    /// `Name: value`, or `Name;` for an empty value.
+    Set(HeaderName, HeaderValue),
+    /// `Name:` with nothing after it: the header trawl would send is not sent.
+    Remove(HeaderName),
+}
+
+pub(crate) fn parse_header(raw: &str) -> Result<HeaderArg, String> {
+    let name_of = |name: &str| {
+        HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("invalid header name in '{raw}'"))
+    };
+    if let Some(name) = raw.strip_suffix(';')
+        && !name.contains(':')
+    {
+        return Ok(HeaderArg::Set(name_of(name)?, HeaderValue::from_static("")));
+    }
     let (name, value) = raw
         .split_once(':')
         .ok_or_else(|| format!("invalid header '{raw}': expected \"Name: value\""))?;
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| format!("invalid header name in '{raw}'"))?;
+    let name = name_of(name)?;
+    if value.trim().is_empty() {
+        return Ok(HeaderArg::Remove(name));
+    }
     let value = HeaderValue::from_str(value.trim())
         .map_err(|_| format!("invalid header value in '{raw}'"))?;
-    Ok((name, value))
+    Ok(HeaderArg::Set(name, value))
 }

@@ -211,12 +211,14 @@ fn build(
     let resolver = Resolver::new(dns, &cfg.resolve, kind.pinned_port).holding(alive);
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(cfg.user_agent.as_str())
         .connect_timeout(cfg.connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(30))
         .dns_resolver(resolver)
         .tls_danger_accept_invalid_certs(cfg.insecure);
+    if !cfg.user_agent.is_empty() {
+        builder = builder.user_agent(cfg.user_agent.as_str());
+    }
     if !kind.trust_store {
         builder = builder.tls_certs_only(std::iter::empty());
     }

@@ -137,9 +137,13 @@ impl Fetcher {
     ) -> anyhow::Result<Fetcher> {
         let clients = Clients::new(cfg.client.clone(), lookup, limits.concurrency())?;
         let agent = cfg.robots.then(|| {
-            cfg.robots_agent
-                .clone()
-                .unwrap_or_else(|| product_token(&cfg.client.user_agent))
+            cfg.robots_agent.clone().unwrap_or_else(|| {
+                match product_token(&cfg.client.user_agent) {
+                    // No User-Agent sent: robots.txt groups for trawl still apply.
+                    token if token.is_empty() => "trawl".to_owned(),
+                    token => token,
+                }
+            })
         });
         let gate = Gate::new(limits, agent.as_deref(), cfg.max_retry_wait);
         Ok(Fetcher { clients, cfg, gate })

@@ -318,3 +318,53 @@ async fn a_connect_timeout_names_its_flag() {
     assert_eq!(error.kind, trawl::ErrorKind::Timeout, "{error:?}");
     assert!(error.message.contains("--connect-timeout"), "{error:?}");
 }
+
+/// Regression: `-H 'Accept:'` sent an empty header where curl removes it, and
+/// `-H 'X;'` (curl's empty header) was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_removal_and_empty_headers_follow_curl() {
+    let (port, _, heads) = raw(|_| page()).await;
+    let url = format!("http://127.0.0.1:{port}/h\n");
+    let args = [
+        "-H",
+        "X-Empty;",
+        "-H",
+        "User-Agent:",
+        "-H",
+        "X-Gone: 1",
+        "-H",
+        "X-Gone:",
+        "-d",
+        "a=b",
+        "-H",
+        "Content-Type:",
+        "-H",
+        "Accept:",
+    ];
+    let run = run(&args, &url).await;
+    assert!(run.at(0).ok, "{:?}", run.at(0));
+    let heads = heads.lock().unwrap();
+    let head = head_of(&heads, "POST /h").to_ascii_lowercase();
+    assert!(
+        head.contains("\r\nx-empty: \r\n") || head.contains("\r\nx-empty:\r\n"),
+        "{head}"
+    );
+    for gone in ["user-agent:", "x-gone:", "content-type:"] {
+        assert!(!head.contains(gone), "{gone} in {head}");
+    }
+    // reqwest always sends Accept: */*, which RFC 9110 reads as no Accept at all.
+    assert!(head.contains("\r\naccept: */*\r\n"), "{head}");
+    // The encodings trawl decodes are always announced: removing them is refused.
+    let cli = <trawl::Cli as clap::Parser>::try_parse_from([
+        "trawl",
+        "-H",
+        "Accept-Encoding:",
+        "/dev/null",
+    ])
+    .unwrap();
+    let refused = cli.run.into_config(vec![]).err().expect("exit 2");
+    assert!(
+        refused.to_string().contains("Accept-Encoding: identity"),
+        "{refused}"
+    );
+}
