@@ -362,7 +362,9 @@ async fn header_removal_and_empty_headers_follow_curl() {
         "/dev/null",
     ])
     .unwrap();
-    let refused = cli.run.into_config(vec![]).err().expect("exit 2");
+    let Err(refused) = cli.run.into_config(vec![]) else {
+        panic!("-H 'Accept-Encoding:' is exit 2");
+    };
     assert!(
         refused.to_string().contains("Accept-Encoding: identity"),
         "{refused}"
