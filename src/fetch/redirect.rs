@@ -139,9 +139,12 @@ pub(super) struct Hops<'a> {
 
 pub(super) fn head_of(response: &Response, final_url: Url, redirects: u32, start: Instant) -> Head {
     let headers = response.headers();
+    // A header sent twice: the last one, as curl's -w '%header{...}' takes.
     let text = |name| {
         headers
-            .get(name)
+            .get_all(name)
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };

@@ -104,7 +104,7 @@ pub(crate) fn process(
     }
     let body = body.contiguous();
     let body = body.as_ref();
-    if cfg.title {
+    if cfg.title && is_html(content_type) {
         out.title = title(content_type, body);
     }
     if let Some(jq) = &cfg.jq
@@ -174,6 +174,20 @@ pub(crate) fn title(content_type: Option<&str>, body: &[u8]) -> Option<String> {
     (!title.is_empty()).then_some(title)
 }
 
+/// Whether `--title` reads this body: HTML, or a body of no stated type. An
+/// SVG's or an Atom feed's `<title>` names a drawing or a feed, not a page.
+fn is_html(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|ct| {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        matches!(essence.as_str(), "text/html" | "application/xhtml+xml" | "")
+    })
+}
+
 /// An HTML body's charset: Content-Type, then a `<meta charset>` in the first
 /// 1024 bytes, then UTF-8.
 fn html_encoding(content_type: Option<&str>, body: &[u8]) -> &'static Encoding {
@@ -228,6 +242,25 @@ fn find_ascii_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn title_is_read_from_html_only() {
+        for html in [
+            None,
+            Some("text/html; charset=utf-8"),
+            Some("Application/XHTML+XML"),
+        ] {
+            assert!(is_html(html), "{html:?}");
+        }
+        for other in [
+            "image/svg+xml",
+            "application/atom+xml",
+            "text/xml",
+            "text/plain",
+        ] {
+            assert!(!is_html(Some(other)), "{other}");
+        }
+    }
 
     #[test]
     fn title_with_entities_and_whitespace() {

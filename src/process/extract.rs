@@ -72,24 +72,31 @@ impl Jq {
         })
     }
 
-    /// The filter's outputs (at most `MAX_VALUES`) on the body parsed as JSON.
+    /// The filter's outputs (at most `MAX_VALUES`) on each JSON value of the
+    /// body in turn, as jq reads its input: one document, NDJSON or values
+    /// one after another; an empty body (a 204) gives no output.
     /// Err when the body is not JSON or the filter fails on it.
     pub(crate) fn run(&self, body: &[u8]) -> Result<Vec<serde_json::Value>, String> {
-        let input = jaq_json::read::parse_single(body)
-            .map_err(|e| format!("--jq: the body is not JSON: {e}"))?;
-        let ctx = jaq_core::Ctx::<JqData>::new(&self.filter.lut, jaq_core::Vars::new([]));
         let mut out = Vec::new();
-        for value in self
-            .filter
-            .id
-            .run((ctx, input))
-            .map(jaq_core::unwrap_valr)
-            .take(MAX_VALUES)
-        {
-            let value = value.map_err(|e| format!("--jq: {e}"))?;
-            let text = value.to_string();
-            // jaq's values print as JSON, except a few (NaN, byte strings): those as text.
-            out.push(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+        for input in jaq_json::read::parse_many(body) {
+            let input = input.map_err(|e| format!("--jq: the body is not JSON: {e}"))?;
+            let ctx = jaq_core::Ctx::<JqData>::new(&self.filter.lut, jaq_core::Vars::new([]));
+            let room = MAX_VALUES - out.len();
+            for value in self
+                .filter
+                .id
+                .run((ctx, input))
+                .map(jaq_core::unwrap_valr)
+                .take(room)
+            {
+                let value = value.map_err(|e| format!("--jq: {e}"))?;
+                let text = value.to_string();
+                // jaq's values print as JSON, except a few (NaN, byte strings): those as text.
+                out.push(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+            }
+            if out.len() == MAX_VALUES {
+                break;
+            }
         }
         Ok(out)
     }
@@ -216,6 +223,17 @@ mod tests {
             [serde_json::json!({"id": 7, "n": 2})]
         );
         assert!(Jq::parse("empty").unwrap().run(body).unwrap().is_empty());
+        // Regression: NDJSON was a `process` failure and an empty body (a 204)
+        // too; jq runs the filter on each value, and on none.
+        let ids = Jq::parse(".id").unwrap();
+        let ndjson = b"{\"id\": 1}\n{\"id\": 2}\n\n{\"id\": 3} {\"id\": 4}\n";
+        assert_eq!(
+            ids.run(ndjson).unwrap(),
+            [1, 2, 3, 4].map(|n| serde_json::json!(n))
+        );
+        assert_eq!(ids.run(b"").unwrap(), Vec::<serde_json::Value>::new());
+        assert_eq!(ids.run(b" \n").unwrap(), Vec::<serde_json::Value>::new());
+        assert!(ids.run(b"{\"id\": 1}\n{oops").is_err());
         assert!(jq.run(b"<html>").unwrap_err().contains("not JSON"));
         assert!(Jq::parse(".id | ascii_upcase").unwrap().run(body).is_err());
         for bad in [".[", "nosuchfilter", "$x"] {

@@ -370,3 +370,41 @@ async fn header_removal_and_empty_headers_follow_curl() {
         "{refused}"
     );
 }
+
+/// Repeated response headers give their last value (curl's `-w` takes the
+/// last); `--title` reads HTML only, not an SVG's `<title>`; a 204 under
+/// `--jq` is ok with no outputs, as jq on empty input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_headers_titles_and_an_empty_body_under_jq() {
+    let (port, _, _) = raw(|t| match t {
+        "/twice" => reply(
+            200,
+            "Content-Type: text/plain\r\nContent-Type: text/html\r\nETag: \"a\"\r\nETag: \"b\"\r\n",
+            b"<title>Page</title>",
+        ),
+        "/svg" => reply(
+            200,
+            "Content-Type: image/svg+xml\r\n",
+            b"<svg><title>Drawing</title></svg>",
+        ),
+        _ => reply(204, "", b""),
+    })
+    .await;
+    let urls = format!("http://127.0.0.1:{port}/twice\nhttp://127.0.0.1:{port}/svg\n");
+    let run = run(&["--title"], &urls).await;
+    let twice = run.at(0);
+    assert_eq!(
+        twice.content_type.as_deref(),
+        Some("text/html"),
+        "{twice:?}"
+    );
+    assert_eq!(twice.etag.as_deref(), Some("\"b\""));
+    assert_eq!(twice.title.as_deref(), Some("Page"));
+    assert_eq!(run.at(1).title, None, "{:?}", run.at(1));
+    let empty =
+        crate::support::run(&["--jq", ".id"], format!("http://127.0.0.1:{port}/none\n")).await;
+    let none = empty.at(0);
+    assert!(none.ok, "{none:?}");
+    assert_eq!(none.status, Some(204));
+    assert_eq!(none.jq.as_deref(), Some(&[][..]));
+}
