@@ -97,6 +97,19 @@ pub(crate) fn usage_error(message: impl std::fmt::Display) -> clap::Error {
     Cli::command().error(clap::error::ErrorKind::ValueValidation, message)
 }
 
+/// A `--shard auto` error: the message alone (the usage block says nothing
+/// about job engines), with the variables that were read and what they held.
+fn engine_error(why: String, read: &[String]) -> clap::Error {
+    let read = match read.is_empty() {
+        true => String::new(),
+        false => format!("\n  variables read: {}", read.join(", ")),
+    };
+    clap::Error::raw(
+        clap::error::ErrorKind::ValueValidation,
+        format!("{why}{read}\n"),
+    )
+}
+
 /// An optional argument compiled once (a `--jq` filter, `--regex`, `--select`);
 /// one that does not compile is a usage error.
 fn compiled<T>(
@@ -120,11 +133,21 @@ impl RunArgs {
         let limits = politeness.into_settings()?;
         let process = process.into_settings()?;
         let (outputs, ui) = output.settings()?;
+        let read = std::cell::RefCell::new(Vec::new());
         let shard = output
             .shard
-            .map(|arg| arg.resolve(output.shard_by, |name| std::env::var(name).ok()))
+            .map(|arg| {
+                arg.resolve(output.shard_by, |name| {
+                    let value = std::env::var(name).ok();
+                    read.borrow_mut().push(match &value {
+                        Some(v) => format!("{name}={v}"),
+                        None => format!("{name} unset"),
+                    });
+                    value
+                })
+            })
             .transpose()
-            .map_err(usage_error)?;
+            .map_err(|why| engine_error(why, &read.borrow()))?;
         Ok(Config {
             inputs,
             shard,

@@ -414,3 +414,31 @@ async fn merge_writes_only_complete_results_and_has_a_failure_gate() {
     let open = merge(&dead, &[]);
     assert_eq!(open.code, Some(0), "{}", open.stderr);
 }
+
+/// Issue 28 item 7: a `--shard auto` error was followed by clap's usage block;
+/// it is the message alone, with the variables read and what they held.
+#[test]
+fn an_engine_error_is_the_message_alone_with_the_variables_read() {
+    let mut cmd = Command::new(bin());
+    cmd.args(["--shard", "auto", "/dev/null"]);
+    for var in [
+        "JOB_COMPLETION_INDEX",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_STEP",
+        "CLOUD_RUN_TASK_INDEX",
+        "AWS_BATCH_JOB_ARRAY_INDEX",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out: Output = cmd.env("SLURM_ARRAY_TASK_ID", "3").output().unwrap().into();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(!out.stderr.contains("Usage:"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("variables read: ")
+            && out.stderr.contains("SLURM_ARRAY_TASK_ID=3")
+            && out.stderr.contains("SLURM_ARRAY_TASK_COUNT unset"),
+        "{}",
+        out.stderr
+    );
+}
