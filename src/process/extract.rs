@@ -234,6 +234,13 @@ mod tests {
         assert_eq!(ids.run(b"").unwrap(), Vec::<serde_json::Value>::new());
         assert_eq!(ids.run(b" \n").unwrap(), Vec::<serde_json::Value>::new());
         assert!(ids.run(b"{\"id\": 1}\n{oops").is_err());
+        // Regression: object keys came out sorted; jq keeps their order.
+        let ordered = Jq::parse("{b: 1, a: 2, c: {z: 0, y: 1}}").unwrap();
+        let out = ordered.run(b"null").unwrap();
+        assert_eq!(
+            serde_json::to_string(&out[0]).unwrap(),
+            r#"{"b":1,"a":2,"c":{"z":0,"y":1}}"#
+        );
         assert!(jq.run(b"<html>").unwrap_err().contains("not JSON"));
         assert!(Jq::parse(".id | ascii_upcase").unwrap().run(body).is_err());
         for bad in [".[", "nosuchfilter", "$x"] {
