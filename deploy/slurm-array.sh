@@ -2,8 +2,10 @@
 # A Slurm job array of 16 tasks, one share each. `--shard auto` reads
 # SLURM_ARRAY_TASK_ID, _MIN, _STEP and _COUNT, so --array=0-15 and --array=1-16
 # both work. Submit: sbatch deploy/slurm-array.sh
-# Then, once the array is done:
-#   trawl merge parts/part-*.jsonl -o all.jsonl --summary summary.json
+# Then, once the array is done (JOB is the array's job id):
+#   trawl merge parts/JOB/part-*.jsonl -o all.jsonl --summary summary.json
+# Each submission writes into its own folder, parts/JOB: a requeued task keeps
+# its job id and resumes its part; the next night's submission starts fresh.
 #SBATCH --job-name=trawl
 #SBATCH --array=0-15
 #SBATCH --cpus-per-task=2
@@ -16,7 +18,8 @@
 #SBATCH --output=logs/trawl-%a.log
 #SBATCH --open-mode=append
 set -euo pipefail
-mkdir -p parts
+parts="parts/${SLURM_ARRAY_JOB_ID}"
+mkdir -p "$parts"
 # --resume: a requeued task finishes its share instead of starting over.
 exec trawl urls.txt --shard auto --resume --progress \
-    -o "parts/part-${SLURM_ARRAY_TASK_ID}.jsonl" --allow-failures 2%
+    -o "$parts/part-${SLURM_ARRAY_TASK_ID}.jsonl" --allow-failures 2%

@@ -116,13 +116,35 @@ pub async fn run(
             allowed: t.allowed,
             disallowed: t.disallowed,
         });
-    let lines = read.as_ref().ok().and_then(|r| r.lines);
+    let (lines, print) = match &read {
+        Ok(r) => (r.lines, r.print.clone()),
+        Err(_) => (None, None),
+    };
     let mut error = read.err().or(written.error);
-    // For `trawl merge`: which share this was, and how long the whole list is.
-    if let (Some(shard), Some(main)) = (cfg.shard, &cfg.outputs.main)
-        && let Err(e) = runs::ShareFile::new(shard, lines, summary.elapsed_ms).write(main)
-    {
-        error = error.or(Some(e));
+    // A list that could only be read once (stdin) is proved the resumed one here.
+    let mixed = match (&reports.resumed, print.as_ref().and_then(|p| p.done)) {
+        (Some((kept, files)), Some(found)) => {
+            let files: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+            runs::check_list(*kept, found, &files, &runs::list_name(&cfg.inputs)).err()
+        }
+        _ => None,
+    };
+    // For `trawl merge`: which share this was, and how long the whole list is
+    // (none when the output now holds two lists: merge must not call it whole).
+    if let (Some(shard), Some(main)) = (cfg.shard, &cfg.outputs.main) {
+        let list = print.map(|p| p.list);
+        let written = match &mixed {
+            None => runs::ShareFile::new(shard, lines, list, summary.elapsed_ms).write(main),
+            Some(_) => runs::ShareFile::remove(main),
+        };
+        if let Err(e) = written {
+            error = error.or(Some(e));
+        }
+    }
+    if let Some(e) = mixed {
+        error = Some(e.context(
+            "this run read its list only once, so it found this at its end: the records it appended are of the new list",
+        ));
     }
     if let Some((path, file)) = reports.summary
         && let Err(e) = write_summary(path, file, &summary)
@@ -165,6 +187,9 @@ struct Reports<'a> {
         std::fs::File,
         Arc<politeness::HostStats>,
     )>,
+    /// `--resume`: the kept records' fingerprint and the files they are in, to
+    /// check the list read against (it may have been read only once: stdin).
+    resumed: Option<(input::Done, Vec<std::path::PathBuf>)>,
 }
 
 /// Everything checked and opened before the first request: inputs, outputs
@@ -189,21 +214,24 @@ async fn prepare<'a>(
         true => None,
         false => Some(Arc::new(load_since(cfg.since.clone()).await?)),
     };
-    let resumed = match cfg.outputs.resume {
+    let o = &cfg.outputs;
+    let resume_files: Vec<&std::path::Path> = o
+        .main
+        .iter()
+        .chain(&o.errors)
+        .map(|p| p.as_path())
+        .collect();
+    let (resumed, resume_check) = match cfg.outputs.resume {
         true => {
-            let o = &cfg.outputs;
-            let files: Vec<&std::path::Path> = o
-                .main
-                .iter()
-                .chain(&o.errors)
-                .map(|p| p.as_path())
-                .collect();
             if let Some(main) = &o.main {
                 runs::ShareFile::check_resume(main, cfg.shard)?;
             }
-            Some(runs::prepare_resume(&files)?)
+            let resumed = runs::prepare_resume(&resume_files)?;
+            runs::check_list_ahead(&cfg.inputs, &resumed, &resume_files).await?;
+            let print = resumed.print;
+            (Some(resumed), Some(print))
         }
-        false => None,
+        false => (None, None),
     };
     if let Some(r) = resumed.as_ref().filter(|r| r.dropped > 0) {
         tracing::info!(
@@ -258,6 +286,10 @@ async fn prepare<'a>(
         fetcher,
         summary: summary_file,
         host_stats,
+        resumed: resume_check.map(|print| {
+            let files = resume_files.iter().map(|p| p.to_path_buf()).collect();
+            (print, files)
+        }),
     };
     Ok((stages, reports))
 }

@@ -191,9 +191,9 @@ pub(crate) async fn run(
         writer: to_writer,
     };
     let reader = tokio::spawn({
-        let (halt, shard) = (controls.halt.clone(), cfg.shard);
+        let (halt, shard, done) = (controls.halt.clone(), cfg.shard, earlier.clone());
         async move {
-            let read = input::read_jobs(sources, job_tx, halt, shard).await;
+            let read = input::read_jobs(sources, Some(job_tx), halt, shard, done).await;
             if let Ok(read) = &read {
                 progress.set_total(read.jobs.saturating_sub(skipped));
             }

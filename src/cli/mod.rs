@@ -345,6 +345,7 @@ pub struct OutputArgs {
     pub since: Vec<PathBuf>,
     /// Skip inputs that already have a final record in -o/--errors and append the
     /// rest; torn lines and `cancelled` records from a stopped run are dropped.
+    /// Refuses (exit 2) outputs made from another list or share.
     #[arg(long, requires = "output")]
     pub resume: bool,
     /// Failures tolerated before the exit code becomes 1: a count or a percentage (5%)

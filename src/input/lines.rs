@@ -15,8 +15,10 @@ use url::Url;
 
 pub(crate) use super::job::{Job, Request};
 use super::object::parse_object;
+use super::print::{ListPrint, Printed};
 use super::shard::Shard;
 use crate::failure::Failure;
+use crate::values::IndexSet;
 
 /// Longest input line accepted; longer lines become `invalid_input` records
 /// without ever being held in memory whole.
@@ -92,14 +94,18 @@ pub(crate) async fn open(specs: &[InputSpec]) -> anyhow::Result<Vec<Source>> {
 }
 
 /// Read all sources in order and send one `Job` per non-skipped line, or with
-/// `shard` only the jobs of that share (indices still count every line).
+/// `shard` only the jobs of that share (indices still count every line); with
+/// no `tx`, only take the list's fingerprints (`done`: the indexes `--resume`
+/// found records for).
 /// Stops early when `stop` is cancelled or the receiver is gone.
 pub(crate) async fn read_jobs(
     sources: Vec<Source>,
-    tx: mpsc::Sender<Job>,
+    tx: Option<mpsc::Sender<Job>>,
     stop: CancellationToken,
     shard: Option<Shard>,
+    done: Option<Arc<IndexSet>>,
 ) -> anyhow::Result<Read> {
+    let mut print = ListPrint::new(done);
     let mut index = 0u64;
     let mut sent = 0u64;
     let mut buf = Vec::with_capacity(1024);
@@ -108,7 +114,7 @@ pub(crate) async fn read_jobs(
         loop {
             let line = tokio::select! {
                 biased;
-                _ = stop.cancelled() => return Ok(Read { jobs: sent, lines: None }),
+                _ = stop.cancelled() => return Ok(Read { jobs: sent, lines: None, print: None }),
                 line = next_line(&mut source.reader, &mut buf, MAX_LINE) => line,
             };
             let line = line.with_context(|| format!("reading input '{}'", source.name))?;
@@ -128,14 +134,17 @@ pub(crate) async fn read_jobs(
                 id,
                 request,
             };
+            print.line(index, &job.input);
             index += 1;
             if shard.is_some_and(|shard| !shard.owns(job.shard_key(shard.by))) {
                 continue;
             }
+            let Some(tx) = &tx else { continue };
             if tx.send(job).await.is_err() {
                 return Ok(Read {
                     jobs: sent,
                     lines: None,
+                    print: None,
                 });
             }
             sent += 1;
@@ -144,16 +153,19 @@ pub(crate) async fn read_jobs(
     Ok(Read {
         jobs: sent,
         lines: Some(index),
+        print: Some(print.finish()),
     })
 }
 
 /// What reading the input found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Read {
     /// Jobs sent on (this share's, with `--shard`).
     pub jobs: u64,
     /// Non-skipped lines of the whole list, once it was read to its end.
     pub lines: Option<u64>,
+    /// The list's fingerprints, once it was read to its end.
+    pub print: Option<Printed>,
 }
 
 /// What `next_line` found.

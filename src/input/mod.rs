@@ -9,9 +9,11 @@
 mod job;
 mod lines;
 mod object;
+mod print;
 mod shard;
 
-pub(crate) use job::{Job, Request};
+pub(crate) use job::{Job, Request, without_passwords};
 pub use lines::{InputSpec, Line, MAX_LINE, next_line, parse_line};
 pub(crate) use lines::{Read, Source, open, read_jobs};
+pub(crate) use print::Done;
 pub(crate) use shard::{Shard, ShardArg, ShardBy, parse_shard};

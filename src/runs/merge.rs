@@ -233,6 +233,13 @@ fn read_shares(parts: &[PathBuf], problems: &mut Vec<String>) -> anyhow::Result<
                     share.lines.unwrap_or(0)
                 ))
             }
+            Some(f) if f.list.is_some() && share.list.is_some() && f.list != share.list => problems
+                .push(format!(
+                    "'{}' and '{}' were made from different lists (their share files' list \
+                     fingerprints differ): run every share again on one list, without --resume",
+                    parts[0].display(),
+                    part.display()
+                )),
             Some(_) => {}
         }
         if share.lines.is_none() {

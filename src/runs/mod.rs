@@ -14,6 +14,8 @@ mod share;
 mod since;
 
 pub use merge::Merge;
-pub(crate) use resume::{Resumed, prepare as prepare_resume};
+pub(crate) use resume::{
+    Resumed, check_list, check_list_ahead, list_name, prepare as prepare_resume,
+};
 pub(crate) use share::ShareFile;
 pub(crate) use since::{Since, conditional, judge, not_modified};

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::failure::ErrorKind;
+use crate::input::{self, Done, InputSpec};
 use crate::output::Record;
 use crate::output::Stats;
 use crate::values::IndexSet;
@@ -23,6 +24,9 @@ pub(crate) struct Resumed {
     pub stats: Stats,
     /// Lines dropped: torn, unparsable, non-final or duplicate.
     pub dropped: u64,
+    /// The fingerprint of the kept records' `(index, input)` pairs, for
+    /// [`check_list`]: the list must have the same lines at those indexes.
+    pub print: Done,
 }
 
 /// Is this record the last word on its input? Only a stopped run's `cancelled` is not.
@@ -36,6 +40,7 @@ pub(crate) fn prepare(outputs: &[&Path]) -> anyhow::Result<Resumed> {
         done: IndexSet::default(),
         stats: Stats::default(),
         dropped: 0,
+        print: Done::default(),
     };
     for path in outputs {
         if path.exists() {
@@ -56,6 +61,7 @@ fn clean(path: &Path, resumed: &mut Resumed) -> anyhow::Result<()> {
         let keep = match serde_json::from_slice::<Record>(&line) {
             Ok(record) if is_final(&record) && resumed.done.insert(record.index) => {
                 resumed.stats.add(&record);
+                resumed.print.add(record.index, &record.input);
                 true
             }
             _ => false,
@@ -70,6 +76,77 @@ fn clean(path: &Path, resumed: &mut Resumed) -> anyhow::Result<()> {
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// Refuse to resume when the list's lines at the indexes the outputs hold
+/// records for (`found`, taken while reading it) are not the records' inputs
+/// (`resumed`): the list was changed, reordered or cut since those records were
+/// made, and appending to them would give a result of two lists.
+pub(crate) fn check_list(
+    resumed: Done,
+    found: Done,
+    outputs: &[&Path],
+    list: &str,
+) -> anyhow::Result<()> {
+    if resumed == found {
+        return Ok(());
+    }
+    let names = outputs
+        .iter()
+        .map(|p| format!("'{}'", p.display()))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let how = match resumed.count.checked_sub(found.count) {
+        Some(0) | None => "the lines at their indexes changed or moved".to_owned(),
+        Some(gone) => format!("{gone} of their indexes have no line in it now"),
+    };
+    anyhow::bail!(
+        "--resume: the {} records in {names} are not of {list}: {how} (the list was \
+         changed, reordered or cut since). Appending would mix two lists. To fetch \
+         this list, start fresh: run without --resume (or give another -o)",
+        resumed.count
+    )
+}
+
+/// Before anything is fetched: when every input can be read twice (files
+/// that are regular files, URL arguments), read the list once to prove it is
+/// the one the kept records were made from ([`check_list`]). Returns false
+/// when it cannot be read twice (standard input, a pipe): then the run checks
+/// at its end, from the same fingerprint taken while it read.
+pub(crate) async fn check_list_ahead(
+    specs: &[InputSpec],
+    resumed: &Resumed,
+    outputs: &[&Path],
+) -> anyhow::Result<bool> {
+    let twice = specs.iter().all(|spec| match spec {
+        InputSpec::Stdin => false,
+        InputSpec::File(path) => fs::metadata(path).is_ok_and(|m| m.is_file()),
+        InputSpec::Url(_) | InputSpec::Text { .. } => true,
+    });
+    if !twice || resumed.done.len() == 0 {
+        return Ok(twice);
+    }
+    let sources = input::open(specs).await?;
+    let done = Some(std::sync::Arc::new(resumed.done.clone()));
+    let read = input::read_jobs(sources, None, Default::default(), None, done).await?;
+    let found = read.print.and_then(|p| p.done).unwrap_or_default();
+    check_list(resumed.print, found, outputs, &list_name(specs))?;
+    Ok(true)
+}
+
+/// The list as messages name it: `'urls.txt'`, `standard input`, `'a' + 'b'`.
+pub(crate) fn list_name(specs: &[InputSpec]) -> String {
+    let names: Vec<String> = specs
+        .iter()
+        .map(|spec| match spec {
+            InputSpec::Stdin => "standard input".to_owned(),
+            spec => format!("'{}'", spec.name()),
+        })
+        .collect();
+    match names.len() {
+        1 => names[0].clone(),
+        _ => names.join(" + "),
+    }
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -108,6 +185,7 @@ mod tests {
             done: IndexSet::default(),
             stats: Stats::default(),
             dropped: 0,
+            print: Done::default(),
         };
         clean(&path, &mut resumed).unwrap();
         let kept = std::fs::read_to_string(&path).unwrap();

@@ -20,6 +20,10 @@ pub(crate) struct ShareFile {
     /// Lines (non-skipped) in the whole list; `null` when the run stopped before
     /// reading its input to the end.
     pub(crate) lines: Option<u64>,
+    /// The whole list's fingerprint (`sha256:` of its lines), when it was read
+    /// to the end: merge refuses parts of different lists.
+    #[serde(default)]
+    pub(crate) list: Option<String>,
     pub(crate) elapsed_ms: f64,
 }
 
@@ -27,6 +31,7 @@ impl ShareFile {
     pub(crate) fn new(
         shard: crate::input::Shard,
         lines: Option<u64>,
+        list: Option<String>,
         elapsed_ms: f64,
     ) -> ShareFile {
         ShareFile {
@@ -35,6 +40,7 @@ impl ShareFile {
             of: shard.n,
             by: shard.by.to_string(),
             lines,
+            list,
             elapsed_ms,
         }
     }
@@ -88,6 +94,17 @@ impl ShareFile {
         let mut text = serde_json::to_vec_pretty(self)?;
         text.push(b'\n');
         std::fs::write(&path, text).with_context(|| format!("cannot write '{}'", path.display()))
+    }
+
+    /// Remove the share file beside `output`, if there is one.
+    pub(crate) fn remove(output: &Path) -> anyhow::Result<()> {
+        let path = share_path(output);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove '{}'", path.display()))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use crate::support::{Output, Server, bin, lines, read_records};
 
 /// `n` URLs over the host names `hosts`, all pinned to the test server.
 struct Fleet {
-    _server: Server,
+    server: Server,
     dir: tempfile::TempDir,
     list: PathBuf,
     pins: Vec<String>,
@@ -29,7 +29,7 @@ async fn fleet(hosts: &[String], n: u64) -> Fleet {
         .map(|h| format!("{h}:{port}:127.0.0.1"))
         .collect();
     Fleet {
-        _server: server,
+        server,
         dir,
         list,
         pins,
@@ -441,4 +441,99 @@ fn an_engine_error_is_the_message_alone_with_the_variables_read() {
         "{}",
         out.stderr
     );
+}
+
+/// Issue 28 item 2: a list rewritten (same length, new paths) between two
+/// `--resume` runs was silently not fetched (0 requests, exit 0), and merge
+/// called parts of two lists complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_and_merge_refuse_a_changed_list() {
+    let f = fleet(&hosts(8), 40).await;
+    let parts: Vec<PathBuf> = (1..=2).map(|k| f.part(k)).collect();
+    for (k, part) in parts.iter().enumerate() {
+        let run = f.share(&[], &["--shard", &format!("{}/2", k + 1)], part);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    let kept: Vec<String> = parts
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let same = f.share(&[], &["--shard", "1/2", "--resume"], &parts[0]);
+    assert_eq!(same.code, Some(0), "the same list resumes: {}", same.stderr);
+    let old_list = std::fs::read_to_string(&f.list).unwrap();
+
+    // The night after: the same number of lines, new paths.
+    std::fs::write(&f.list, old_list.replace("/fast?", "/fast?new")).unwrap();
+    let before = f.server.stats.requests();
+    let changed = f.share(&[], &["--shard", "1/2", "--resume"], &parts[0]);
+    assert_eq!(changed.code, Some(2), "{}", changed.stderr);
+    assert!(
+        changed.stderr.contains("list.txt")
+            && changed.stderr.contains("part1.jsonl")
+            && changed.stderr.contains("without --resume"),
+        "names the list, the part and the way out: {}",
+        changed.stderr
+    );
+    assert_eq!(f.server.stats.requests(), before, "nothing fetched");
+    assert_eq!(std::fs::read_to_string(&parts[0]).unwrap(), kept[0]);
+
+    // Reordered, or cut short: the same.
+    let mut reordered: Vec<&str> = old_list.lines().collect();
+    reordered.swap(0, 1);
+    std::fs::write(&f.list, lines(reordered.iter().map(|l| l.to_string()))).unwrap();
+    for part in &parts {
+        let run = f.share(&[], &["--resume"], part);
+        assert_eq!(run.code, Some(2), "reordered: {}", run.stderr);
+    }
+    let short: Vec<&str> = old_list.lines().take(30).collect();
+    std::fs::write(&f.list, lines(short.iter().map(|l| l.to_string()))).unwrap();
+    let cut = f.share(&[], &["--shard", "2/2", "--resume"], &parts[1]);
+    assert_eq!(cut.code, Some(2), "{}", cut.stderr);
+    assert!(cut.stderr.contains("no line in it now"), "{}", cut.stderr);
+    assert_eq!(f.server.stats.requests(), before, "nothing fetched");
+
+    // Read from standard input (once only): found at the end, exit 2, and
+    // the share file goes so that merge cannot call the part whole.
+    let new_list = old_list.replace("/fast?", "/fast?new");
+    let mut cmd = Command::new(bin());
+    cmd.args(["-q", "--shard", "1/2", "--resume", "-o"])
+        .arg(&parts[0])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for pin in &f.pins {
+        cmd.args(["--resolve", pin]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(new_list.as_bytes())
+        .unwrap();
+    let piped: Output = child.wait_with_output().unwrap().into();
+    assert_eq!(piped.code, Some(2), "{}", piped.stderr);
+    assert!(piped.stderr.contains("standard input"), "{}", piped.stderr);
+    assert!(!Path::new(&format!("{}.share.json", parts[0].display())).exists());
+
+    // Parts of two lists of the same length: share 1 of the new list, share 2
+    // of the old one. Merge refuses them.
+    std::fs::write(&f.list, &new_list).unwrap();
+    std::fs::remove_file(&parts[0]).unwrap();
+    let fresh = f.share(&[], &["--shard", "1/2"], &parts[0]);
+    assert_eq!(fresh.code, Some(0), "{}", fresh.stderr);
+    let merged = f.merge(&parts);
+    assert_eq!(merged.code, Some(1), "{}", merged.stderr);
+    assert!(
+        merged.stderr.contains("different lists"),
+        "{}",
+        merged.stderr
+    );
+    // Share 2 on the new list too: complete.
+    std::fs::remove_file(&parts[1]).unwrap();
+    let again = f.share(&[], &["--shard", "2/2"], &parts[1]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    let merged = f.merge(&parts);
+    assert_eq!(merged.code, Some(0), "{}", merged.stderr);
 }
