@@ -126,6 +126,7 @@ fn from_engine(
         let offset = id
             .checked_sub(min)
             .ok_or("--shard auto: SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?;
+        slurm_range(id, min, step, count, var("SLURM_ARRAY_TASK_MAX")?)?;
         ("SLURM_ARRAY_TASK_ID", offset / step, count)
     } else if let Some(i) = var("CLOUD_RUN_TASK_INDEX")? {
         let count = match var("CLOUD_RUN_TASK_COUNT")? {
@@ -180,6 +181,35 @@ pub(crate) fn key(host: &str, by: ShardBy) -> &str {
         ShardBy::Domain if !no_domain => psl::domain_str(host).unwrap_or(host),
         _ => host,
     }
+}
+
+/// A Slurm task's position is `(ID - MIN) / STEP` only in a range array
+/// (`--array=0-15`, `1-31:2`): there `MAX = MIN + (COUNT - 1) * STEP` and ID
+/// is MIN plus a multiple of STEP. A list array (`--array=1,3,5,7`) gives
+/// no task its position, so the share cannot be known: an error, never a guess.
+fn slurm_range(id: u64, min: u64, step: u64, count: u64, max: Option<u64>) -> Result<(), String> {
+    let fix = "submit a range (--array=0-3, or 1-7:2 with a step) or give each task --shard K/N";
+    let last = count
+        .checked_sub(1)
+        .and_then(|c| c.checked_mul(step))
+        .and_then(|span| span.checked_add(min));
+    if let (Some(max), Some(last)) = (max, last)
+        && max != last
+    {
+        return Err(format!(
+            "--shard auto: the Slurm array is not a range: SLURM_ARRAY_TASK_MIN={min}, \
+             _STEP={step} and _COUNT={count} end at {last}, but _MAX={max}. In a list \
+             array (--array=1,3,5,7) Slurm gives no task its position, so its share \
+             cannot be known: {fix}"
+        ));
+    }
+    if !(id - min).is_multiple_of(step) {
+        return Err(format!(
+            "--shard auto: SLURM_ARRAY_TASK_ID={id} is not SLURM_ARRAY_TASK_MIN={min} plus \
+             a multiple of _STEP={step}, as no range array gives: {fix}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -269,6 +299,44 @@ mod tests {
             ("SLURM_ARRAY_TASK_COUNT", "5"),
         ];
         assert_eq!(auto(None, &stepped), Ok((4, 5)));
+        // Issue 28 item 3: a list array (--array=1,3,5,7 gives MIN=1, MAX=7,
+        // COUNT=4 and no step) was task 4 of 4 on ID 5, and 2/4 on ID 3.
+        for id in ["1", "3", "5", "7"] {
+            let list = [
+                ("SLURM_ARRAY_TASK_ID", id),
+                ("SLURM_ARRAY_TASK_MIN", "1"),
+                ("SLURM_ARRAY_TASK_MAX", "7"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ];
+            let e = auto(None, &list).unwrap_err();
+            assert!(e.contains("list array") && e.contains("--shard K/N"), "{e}");
+        }
+        // The same tasks as the range 1-7:2 are fine.
+        let range = [
+            ("SLURM_ARRAY_TASK_ID", "5"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_MAX", "7"),
+            ("SLURM_ARRAY_TASK_STEP", "2"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ];
+        assert_eq!(auto(None, &range), Ok((3, 4)));
+        // A step that no range gives to this ID: an error, not a silent 2/4.
+        let synthetic = [
+            ("SLURM_ARRAY_TASK_ID", "4"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_STEP", "2"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ];
+        let e = auto(None, &synthetic).unwrap_err();
+        assert!(e.contains("multiple of _STEP=2"), "{e}");
+        // One task alone (--array=3): a range of one.
+        let alone = [
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_MIN", "3"),
+            ("SLURM_ARRAY_TASK_MAX", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "1"),
+        ];
+        assert_eq!(auto(None, &alone), Ok((1, 1)));
         let cloud_run = [("CLOUD_RUN_TASK_INDEX", "2"), ("CLOUD_RUN_TASK_COUNT", "3")];
         assert_eq!(auto(None, &cloud_run), Ok((3, 3)));
         assert_eq!(
