@@ -131,14 +131,17 @@ pub async fn run(
     };
     // For `trawl merge`: which share this was, and how long the whole list is
     // (none when the output now holds two lists: merge must not call it whole).
-    if let (Some(shard), Some(main)) = (cfg.shard, &cfg.outputs.main) {
+    if let (Some(attempt), Some(main)) = (&reports.attempt, &cfg.outputs.main) {
         let list = print.map(|p| p.list);
         let written = match &mixed {
-            None => runs::ShareFile::new(shard, lines, list, summary.elapsed_ms).write(main),
-            Some(_) => runs::ShareFile::remove(main),
+            None => attempt.end(main, lines, list, summary.elapsed_ms),
+            Some(_) => runs::ShareFile::remove(main).map(|()| None),
         };
-        if let Err(e) = written {
-            error = error.or(Some(e));
+        match written {
+            // A share run more than once: its summary covers all its attempts.
+            Ok(Some((elapsed, span))) => summary.over_span(elapsed, span),
+            Ok(None) => {}
+            Err(e) => error = error.or(Some(e)),
         }
     }
     if let Some(e) = mixed {
@@ -190,6 +193,8 @@ struct Reports<'a> {
     /// `--resume`: the kept records' fingerprint and the files they are in, to
     /// check the list read against (it may have been read only once: stdin).
     resumed: Option<(input::Done, Vec<std::path::PathBuf>)>,
+    /// A share's run (`--shard` with `-o`), for its share file.
+    attempt: Option<runs::Attempt>,
 }
 
 /// Everything checked and opened before the first request: inputs, outputs
@@ -221,11 +226,16 @@ async fn prepare<'a>(
         .chain(&o.errors)
         .map(|p| p.as_path())
         .collect();
+    if let (true, Some(main)) = (o.resume, &o.main) {
+        runs::ShareFile::check_resume(main, cfg.shard)?;
+    }
+    // Read before resuming rewrites the output: a killed attempt's end is its last write.
+    let attempt = match (cfg.shard, &o.main) {
+        (Some(shard), Some(main)) => Some(runs::ShareFile::attempt(main, shard, o.resume)),
+        _ => None,
+    };
     let (resumed, resume_check) = match cfg.outputs.resume {
         true => {
-            if let Some(main) = &o.main {
-                runs::ShareFile::check_resume(main, cfg.shard)?;
-            }
             let resumed = runs::prepare_resume(&resume_files)?;
             runs::check_list_ahead(&cfg.inputs, &resumed, &resume_files).await?;
             let print = resumed.print;
@@ -282,7 +292,11 @@ async fn prepare<'a>(
         since,
         host_stats: host_stats.as_ref().map(|(_, _, s)| s.clone()),
     };
+    if let (Some(attempt), Some(main)) = (&attempt, &o.main) {
+        attempt.begin(main)?;
+    }
     let reports = Reports {
+        attempt,
         fetcher,
         summary: summary_file,
         host_stats,

@@ -329,6 +329,16 @@ mod tests {
         ];
         let e = auto(None, &synthetic).unwrap_err();
         assert!(e.contains("multiple of _STEP=2"), "{e}");
+        // A throttled range (--array=0-15%4) reads as the range: the throttle
+        // is in no variable.
+        let throttled = [
+            ("SLURM_ARRAY_TASK_ID", "5"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "15"),
+            ("SLURM_ARRAY_TASK_STEP", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "16"),
+        ];
+        assert_eq!(auto(None, &throttled), Ok((6, 16)));
         // One task alone (--array=3): a range of one.
         let alone = [
             ("SLURM_ARRAY_TASK_ID", "3"),

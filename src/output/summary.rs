@@ -33,7 +33,7 @@ pub struct Latency {
 
 /// The version of the `--summary` document. Within one major version changes
 /// are additive only: new fields, never a field removed or changed in meaning.
-pub const SCHEMA_VERSION: &str = "1.1";
+pub const SCHEMA_VERSION: &str = "1.2";
 
 /// `--robots` over the run: the origins whose robots.txt was read, those that
 /// were unreachable (so all their URLs were disallowed), and the inputs and
@@ -57,8 +57,17 @@ pub struct Summary {
     pub by_status: BTreeMap<u16, u64>,
     pub by_error: BTreeMap<ErrorKind, u64>,
     pub bytes: u64,
+    /// Wall-clock time: of the run; of a share run more than once (`--resume`),
+    /// from its first attempt's start to its last one's end; of `trawl merge`,
+    /// from the first share's start to the last one's end.
     pub elapsed_ms: f64,
+    /// `total` over `elapsed_ms`.
     pub requests_per_sec: f64,
+    /// A share run more than once, or a merge: the time actually spent
+    /// running, the attempts' or the shares' times added up (waits between
+    /// attempts left out, shares side by side each counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_ms: Option<f64>,
     /// Over records that made at least one request, in milliseconds.
     pub latency_ms: Latency,
     /// `--since` runs: records by how they compare with the previous run.
@@ -159,6 +168,7 @@ impl Stats {
             } else {
                 0.0
             },
+            work_ms: None,
             latency_ms: Latency {
                 p50: q(0.5),
                 p90: q(0.9),
@@ -173,15 +183,35 @@ impl Stats {
     }
 }
 
+impl Summary {
+    /// Cover several runs: `elapsed_ms` is the wall clock from the first
+    /// start to the last end (`span_ms`), and the rate is over it; `work_ms`
+    /// their running times added up. Over the span, shares side by side are
+    /// not counted twice, and a killed attempt's time, which nobody
+    /// measured, is inside it.
+    pub(crate) fn over_span(&mut self, work_ms: f64, span_ms: f64) {
+        self.elapsed_ms = span_ms;
+        self.work_ms = Some(work_ms);
+        self.requests_per_sec = match span_ms > 0.0 {
+            true => (self.total as f64 / (span_ms / 1000.0) * 10.0).round() / 10.0,
+            false => 0.0,
+        };
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "trawl: {} records, {} ok, {} failed in {:.2}s ({:.1}/s), {} bytes; latency p50 {:.1}ms p90 {:.1}ms p99 {:.1}ms",
+            "trawl: {} records, {} ok, {} failed in {:.2}s{} ({:.1}/s), {} bytes; latency p50 {:.1}ms p90 {:.1}ms p99 {:.1}ms",
             self.total,
             self.ok,
             self.failed,
             self.elapsed_ms / 1000.0,
+            match self.work_ms {
+                Some(work) => format!(" ({:.2}s of work)", work / 1000.0),
+                None => String::new(),
+            },
             self.requests_per_sec,
             self.bytes,
             self.latency_ms.p50,

@@ -122,8 +122,13 @@ impl Merge {
                 not_final.count, not_final
             ));
         }
-        let elapsed = std::time::Duration::from_secs_f64(shares.elapsed_ms / 1000.0);
-        let mut summary = stats.finish(elapsed, None);
+        // Without the shares' start and end (share files of an older trawl),
+        // the longest share stands for the fleet's wall time.
+        let longest = std::time::Duration::from_secs_f64(shares.longest_ms / 1000.0);
+        let mut summary = stats.finish(longest, None);
+        if let Some(span) = shares.span_ms {
+            summary.over_span(shares.elapsed_ms, span);
+        }
         eprintln!("{summary}");
         let complete = problems.is_empty();
         if let (Some(staged), Some(out)) = (&staged, &self.output) {
@@ -197,8 +202,12 @@ fn refuse_to_overwrite_parts(out: &Path, parts: &[PathBuf]) -> anyhow::Result<()
 struct Shares {
     of: u64,
     lines: Option<u64>,
-    /// The longest share: they ran side by side.
+    /// The shares' times added up, and the longest.
     elapsed_ms: f64,
+    longest_ms: f64,
+    /// From the first share's start to the last one's end, when every share
+    /// file says both.
+    span_ms: Option<f64>,
 }
 
 /// Read each part's share file; name missing shares and disagreements.
@@ -260,6 +269,8 @@ fn read_shares(parts: &[PathBuf], problems: &mut Vec<String>) -> anyhow::Result<
             of: 0,
             lines: None,
             elapsed_ms: 0.0,
+            longest_ms: 0.0,
+            span_ms: None,
         });
     };
     let missing: Vec<String> = (1..=first.of)
@@ -272,8 +283,20 @@ fn read_shares(parts: &[PathBuf], problems: &mut Vec<String>) -> anyhow::Result<
     Ok(Shares {
         of: first.of,
         lines: found.values().find_map(|s| s.lines),
-        elapsed_ms: found.values().map(|s| s.elapsed_ms).fold(0.0, f64::max),
+        elapsed_ms: found.values().map(|s| s.elapsed_ms).sum(),
+        longest_ms: found.values().map(|s| s.elapsed_ms).fold(0.0, f64::max),
+        span_ms: span(found.values()),
     })
+}
+
+/// The wall clock from the first start to the last end of `shares`.
+fn span<'a>(shares: impl Iterator<Item = &'a ShareFile>) -> Option<f64> {
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    for share in shares {
+        first = first.min(share.started_unix_ms?);
+        last = last.max(share.ended_unix_ms?);
+    }
+    (first <= last).then(|| (last - first) as f64)
 }
 
 /// One record line, and what decides between records of one index.

@@ -17,5 +17,5 @@ pub use merge::Merge;
 pub(crate) use resume::{
     Resumed, check_list, check_list_ahead, list_name, prepare as prepare_resume,
 };
-pub(crate) use share::ShareFile;
+pub(crate) use share::{Attempt, ShareFile};
 pub(crate) use since::{Since, conditional, judge, not_modified};

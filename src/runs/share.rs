@@ -24,7 +24,80 @@ pub(crate) struct ShareFile {
     /// to the end: merge refuses parts of different lists.
     #[serde(default)]
     pub(crate) list: Option<String>,
+    /// The share's attempts' running times added up (a killed attempt's up to
+    /// its output's last write).
     pub(crate) elapsed_ms: f64,
+    /// How many times the share was run (`--resume` counts on).
+    #[serde(default)]
+    pub(crate) attempts: u64,
+    /// When the first attempt started and the last one ended (Unix ms); the
+    /// end is `null` while an attempt runs, or after it was killed.
+    #[serde(default)]
+    pub(crate) started_unix_ms: Option<u64>,
+    #[serde(default)]
+    pub(crate) ended_unix_ms: Option<u64>,
+    /// When the attempt now running (or killed) started.
+    #[serde(default)]
+    pub(crate) attempt_started_unix_ms: Option<u64>,
+}
+
+/// The attempt a share run is: begun by [`ShareFile::begin`], which leaves a
+/// share file saying it runs, and ended by [`Attempt::end`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt {
+    shard: crate::input::Shard,
+    /// The earlier attempts' time, added up.
+    earlier_ms: f64,
+    attempts: u64,
+    first_start: u64,
+    start: u64,
+}
+
+/// Now, in Unix milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Attempt {
+    /// Once every check passed: leave a share file that says the share runs
+    /// (no `lines`, so merge does not call it whole).
+    pub(crate) fn begin(&self, output: &Path) -> anyhow::Result<()> {
+        ShareFile {
+            elapsed_ms: self.earlier_ms,
+            attempts: self.attempts,
+            started_unix_ms: Some(self.first_start),
+            attempt_started_unix_ms: Some(self.start),
+            ..ShareFile::new(self.shard, None, None, 0.0)
+        }
+        .write(output)
+    }
+
+    /// Write the share file of a finished attempt (`lines`/`list` as read),
+    /// and return (time added up, span) when the share ran more than once.
+    pub(crate) fn end(
+        &self,
+        output: &Path,
+        lines: Option<u64>,
+        list: Option<String>,
+        elapsed_ms: f64,
+    ) -> anyhow::Result<Option<(f64, f64)>> {
+        let now = unix_ms();
+        let file = ShareFile {
+            elapsed_ms: self.earlier_ms + elapsed_ms,
+            attempts: self.attempts,
+            started_unix_ms: Some(self.first_start),
+            ended_unix_ms: Some(now),
+            attempt_started_unix_ms: None,
+            ..ShareFile::new(self.shard, lines, list, 0.0)
+        };
+        file.write(output)?;
+        Ok((self.attempts > 1).then(|| {
+            let span = now.saturating_sub(self.first_start) as f64;
+            (file.elapsed_ms, span.max(file.elapsed_ms))
+        }))
+    }
 }
 
 impl ShareFile {
@@ -42,6 +115,45 @@ impl ShareFile {
             lines,
             list,
             elapsed_ms,
+            attempts: 1,
+            started_unix_ms: None,
+            ended_unix_ms: None,
+            attempt_started_unix_ms: None,
+        }
+    }
+
+    /// The attempt of `shard` a run writing `output` is: it carries the
+    /// earlier attempts of a resumed share (a killed one counts up to its
+    /// output's last write, so this is read before resuming rewrites it).
+    pub(crate) fn attempt(output: &Path, shard: crate::input::Shard, resume: bool) -> Attempt {
+        let start = unix_ms();
+        let earlier = match resume {
+            true => std::fs::read(share_path(output))
+                .ok()
+                .and_then(|t| serde_json::from_slice::<ShareFile>(&t).ok()),
+            false => None,
+        };
+        match earlier {
+            Some(e) => {
+                let killed = match (e.ended_unix_ms, e.attempt_started_unix_ms) {
+                    (None, Some(began)) => last_write(output).saturating_sub(began) as f64,
+                    _ => 0.0,
+                };
+                Attempt {
+                    shard,
+                    earlier_ms: e.elapsed_ms + killed,
+                    attempts: e.attempts.max(1) + 1,
+                    first_start: e.started_unix_ms.unwrap_or(start),
+                    start,
+                }
+            }
+            None => Attempt {
+                shard,
+                earlier_ms: 0.0,
+                attempts: 1,
+                first_start: start,
+                start,
+            },
         }
     }
 
@@ -106,6 +218,15 @@ impl ShareFile {
             _ => Ok(()),
         }
     }
+}
+
+/// When `path` was last written, in Unix milliseconds (0 if unknown).
+fn last_write(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `PATH.share.json` beside the output `PATH`.

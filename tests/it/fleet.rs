@@ -537,3 +537,116 @@ async fn resume_and_merge_refuse_a_changed_list() {
     let merged = f.merge(&parts);
     assert_eq!(merged.code, Some(0), "{}", merged.stderr);
 }
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Issue 28 item 6: the merged rate divided by the longest share's time even
+/// when the shares ran one after another, and a requeued share's summary
+/// covered only its last attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_and_requeued_summaries_cover_every_attempt_over_the_span() {
+    let f = fleet(&hosts(8), 40).await;
+    let parts: Vec<PathBuf> = (1..=2).map(|k| f.part(k)).collect();
+    for (k, part) in parts.iter().enumerate() {
+        let run = f.share(&[], &["--shard", &format!("{}/2", k + 1)], part);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let times: Vec<f64> = parts
+        .iter()
+        .map(|p| {
+            json(Path::new(&format!("{}.share.json", p.display())))["elapsed_ms"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    let summary = f.dir.path().join("s.json");
+    let merged: Output = Command::new(bin())
+        .arg("merge")
+        .args(&parts)
+        .arg("--summary")
+        .arg(&summary)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(merged.code, Some(0), "{}", merged.stderr);
+    let s = json(&summary);
+    let (work, span) = (
+        s["work_ms"].as_f64().unwrap(),
+        s["elapsed_ms"].as_f64().unwrap(),
+    );
+    assert!(
+        (work - times.iter().sum::<f64>()).abs() < 0.01,
+        "{s} {times:?}"
+    );
+    assert!(span >= work + 300.0, "one after another, 300 ms apart: {s}");
+    assert_eq!(
+        s["requests_per_sec"],
+        ((40.0 / (span / 1000.0)) * 10.0).round() / 10.0,
+        "{s}"
+    );
+    assert!(merged.stderr.contains("s of work)"), "{}", merged.stderr);
+
+    // A share killed (-9) half-way, then requeued with --resume.
+    let server = Server::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("slow.txt");
+    std::fs::write(
+        &list,
+        lines((0..30).map(|i| server.url(&format!("/slow?delay=150&i={i}")))),
+    )
+    .unwrap();
+    let part = dir.path().join("p.jsonl");
+    let share = part.with_extension("jsonl.share.json");
+    let attempt = |extra: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.args(["-q", "-c", "1", "--shard", "1/1", "-o"])
+            .arg(&part)
+            .arg(&list)
+            .args(extra);
+        cmd
+    };
+    let began = std::time::Instant::now();
+    let mut first = attempt(&[]).spawn().unwrap();
+    while server.stats.requests() < 4 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let running = json(&share);
+    assert!(
+        running["lines"].is_null() && running["ended_unix_ms"].is_null(),
+        "{running}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let summary = dir.path().join("s.json");
+    let second: Output = attempt(&["--resume", "--summary", summary.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .into();
+    let whole = began.elapsed().as_millis() as f64;
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let ended = json(&share);
+    assert_eq!(ended["attempts"], 2, "{ended}");
+    let s = json(&summary);
+    let (work, span) = (
+        s["work_ms"].as_f64().unwrap(),
+        s["elapsed_ms"].as_f64().unwrap(),
+    );
+    assert_eq!(s["total"], 30, "{s}");
+    assert_eq!(work, ended["elapsed_ms"].as_f64().unwrap(), "{s} {ended}");
+    // The span runs from the first attempt's start (before the test's own
+    // clock started the wait for it) to the second's end.
+    assert!(
+        span >= 200.0 + 4.0 * 150.0 && span <= whole + 50.0,
+        "{s}, {whole} ms"
+    );
+    assert!(work <= span, "{s}");
+    assert_eq!(
+        s["requests_per_sec"],
+        ((30.0 / (span / 1000.0)) * 10.0).round() / 10.0,
+        "{s}"
+    );
+}

@@ -56,7 +56,7 @@ async fn summary_file_and_failure_threshold() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.path("summary.json")).unwrap()).unwrap();
     crate::support::validate(&trawl::schema::summary(), &summary).unwrap();
-    assert_eq!(summary["schema_version"], "1.1");
+    assert_eq!(summary["schema_version"], "1.2");
     assert_eq!(summary["total"], 4);
     assert_eq!(summary["ok"], 2);
     assert_eq!(summary["failed"], 2);
