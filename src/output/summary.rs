@@ -209,7 +209,7 @@ impl fmt::Display for Summary {
             self.failed,
             self.elapsed_ms / 1000.0,
             match self.work_ms {
-                Some(work) => format!(" ({:.2}s of work)", work / 1000.0),
+                Some(work) => format!(", {:.2}s of work", work / 1000.0),
                 None => String::new(),
             },
             self.requests_per_sec,

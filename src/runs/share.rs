@@ -85,7 +85,7 @@ impl Attempt {
     ) -> anyhow::Result<Option<(f64, f64)>> {
         let now = unix_ms();
         let file = ShareFile {
-            elapsed_ms: self.earlier_ms + elapsed_ms,
+            elapsed_ms: ((self.earlier_ms + elapsed_ms) * 1000.0).round() / 1000.0,
             attempts: self.attempts,
             started_unix_ms: Some(self.first_start),
             ended_unix_ms: Some(now),

@@ -587,7 +587,7 @@ async fn merged_and_requeued_summaries_cover_every_attempt_over_the_span() {
         ((40.0 / (span / 1000.0)) * 10.0).round() / 10.0,
         "{s}"
     );
-    assert!(merged.stderr.contains("s of work)"), "{}", merged.stderr);
+    assert!(merged.stderr.contains("s of work ("), "{}", merged.stderr);
 
     // A share killed (-9) half-way, then requeued with --resume.
     let server = Server::start().await.unwrap();
