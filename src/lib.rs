@@ -31,7 +31,7 @@ pub use cli::Cli;
 pub use config::{Action, Config};
 pub use failure::ErrorKind;
 pub use input::InputSpec;
-pub use output::{Change, Progress, Record, RobotsCounts, Stop, Summary};
+pub use output::{Change, Progress, Record, RequestParts, RobotsCounts, Stop, Summary};
 pub use pipeline::Shutdown;
 pub use runs::Merge;
 

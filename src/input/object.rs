@@ -27,6 +27,21 @@ struct RawRequest {
     /// Present in trawl's own records: such a line is re-fetched by its `url`
     /// (and keeps its `id`); its `body` is output, not something to send.
     ok: Option<Value>,
+    /// A failure record's request parts: its request object's own method,
+    /// headers and body, to make the same request again.
+    request: Option<Parts>,
+}
+
+/// A request's own parts: of a request object, or kept by a failure record.
+#[derive(Deserialize, Default)]
+struct Parts {
+    method: Option<String>,
+    #[serde(default)]
+    headers: serde_json::Map<String, Value>,
+    body: Option<Value>,
+    /// Credential headers the record did not keep.
+    #[serde(default)]
+    withheld: Vec<String>,
 }
 
 pub(super) fn parse_object(text: &str) -> (String, Option<Value>, Result<Request, Failure>) {
@@ -74,10 +89,25 @@ pub(super) fn parse_object(text: &str) -> (String, Option<Value>, Result<Request
 }
 
 fn request_from(raw: RawRequest, url: Url) -> Result<Request, Failure> {
-    if raw.ok.is_some() {
-        return Ok(Request::get(url));
-    }
-    let method = raw
+    let parts = match (raw.ok, raw.request) {
+        (None, _) => Parts {
+            method: raw.method,
+            headers: raw.headers,
+            body: raw.body,
+            withheld: Vec::new(),
+        },
+        (Some(_), None) => return Ok(Request::get(url)),
+        (Some(_), Some(parts)) if !parts.withheld.is_empty() => {
+            return Err(invalid(format!(
+                "this record's request had {} (records do not keep credentials), so it \
+                 cannot be made again from the record: feed the original request line, \
+                 or give the header with -H",
+                parts.withheld.join(", ")
+            )));
+        }
+        (Some(_), Some(parts)) => parts,
+    };
+    let method = parts
         .method
         .map(|m| {
             Method::from_bytes(m.to_ascii_uppercase().as_bytes())
@@ -85,7 +115,7 @@ fn request_from(raw: RawRequest, url: Url) -> Result<Request, Failure> {
         })
         .transpose()?;
     let mut headers = HeaderMap::new();
-    for (name, value) in raw.headers {
+    for (name, value) in parts.headers {
         let Value::String(value) = value else {
             return Err(invalid(format!("header '{name}' must be a string")));
         };
@@ -95,7 +125,7 @@ fn request_from(raw: RawRequest, url: Url) -> Result<Request, Failure> {
             .map_err(|_| invalid(format!("invalid value for header '{name}'")))?;
         headers.append(name, value);
     }
-    let body = match raw.body {
+    let body = match parts.body {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.into_bytes()),
         Some(other) => Some(other.to_string().into_bytes()),

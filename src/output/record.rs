@@ -2,6 +2,8 @@
 //! `process/assemble.rs`). Every input line becomes exactly one `Record`,
 //! successful or not (the error kinds live in `failure.rs`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -76,7 +78,31 @@ pub struct Record {
     pub change: Option<Change>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+    /// A failure of a request object that asked for its own method, headers
+    /// or body: those parts as given, so the record fed back as input makes
+    /// the same request (credentials excepted: see [`RequestParts`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestParts>,
 }
+
+/// A request object's own parts, as a failure record keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RequestParts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Headers not kept because they carry credentials (`Authorization`,
+    /// `Proxy-Authorization`, `Cookie`): a record with any, fed back, is an
+    /// `invalid_input` record saying to feed the original request line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<String>,
+}
+
+/// Headers whose values a record never keeps.
+pub(crate) const CREDENTIALS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
 
 /// How an input compares with the previous run (`--since`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

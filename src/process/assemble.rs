@@ -2,8 +2,8 @@
 
 use crate::failure::Failure;
 use crate::fetch::Report;
-use crate::input::{Job, without_passwords};
-use crate::output::Record;
+use crate::input::{Job, Request, without_passwords};
+use crate::output::{CREDENTIALS, Record, RequestParts};
 use crate::values::{StatusSet, millis};
 
 use super::builtins::Processed;
@@ -22,7 +22,10 @@ pub(crate) fn assemble(
         id: job.id,
         ..Record::default()
     };
-    let url = job.request.ok().map(|request| request.url);
+    let (url, parts) = match job.request {
+        Ok(request) => (Some(request.url.clone()), own_parts(request)),
+        Err(_) => (None, None),
+    };
     if report.attempts > 0 {
         r.attempts = Some(report.attempts);
         r.elapsed_ms = Some(millis(report.elapsed));
@@ -69,7 +72,35 @@ pub(crate) fn assemble(
     }
     r.ok = failure.is_none() && status.is_some();
     r.error = failure.map(|f| f.info());
+    if !r.ok {
+        r.request = parts;
+    }
     r
+}
+
+/// A request object's own method, headers and body, as a failure record keeps
+/// them (credentials withheld); `None` for a plain URL.
+fn own_parts(request: Request) -> Option<RequestParts> {
+    if request.method.is_none() && request.headers.is_empty() && request.body.is_none() {
+        return None;
+    }
+    let mut parts = RequestParts {
+        method: request.method.map(|m| m.to_string()),
+        body: request
+            .body
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        ..RequestParts::default()
+    };
+    for (name, value) in &request.headers {
+        match CREDENTIALS.contains(&name.as_str()) {
+            true => parts.withheld.push(name.to_string()),
+            false => {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                parts.headers.insert(name.to_string(), value);
+            }
+        }
+    }
+    Some(parts)
 }
 
 /// `"1.1"`, `"2"`: the record's `http_version`.

@@ -201,3 +201,62 @@ async fn shards_split_a_list_by_host_and_cover_it_exactly_once() {
         "all hosts in one shard"
     );
 }
+
+/// Issue 26 item 8: a failure record of a POST request object, fed back (the
+/// README's "retry only what failed"), was sent as a GET without its headers
+/// or body. It makes the same request again; credentials are not kept, and
+/// such a record fed back says it cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_record_fed_back_makes_its_request_again() {
+    let server = Server::start().await.unwrap();
+    let line = format!(
+        r#"{{"url": "{}", "method": "post", "headers": {{"X-Trawl": "yes"}}, "body": {{"a": [1, 2]}}, "id": 7}}"#,
+        server.url("/echo")
+    );
+    let failed = run(&["--ok-status", "201"], line + "\n").await;
+    let r = failed.at(0);
+    assert!(!r.ok, "{r:?}");
+    let parts = r.request.as_ref().expect("the request's parts");
+    assert_eq!(parts.method.as_deref(), Some("POST"));
+    assert_eq!(
+        parts.headers.get("x-trawl").map(String::as_str),
+        Some("yes")
+    );
+    assert_eq!(parts.body.as_deref(), Some(r#"{"a":[1,2]}"#));
+
+    let fed = serde_json::to_string(r).unwrap() + "\n";
+    let again = run(&["--body"], fed).await;
+    let r = again.at(0);
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.id, Some(serde_json::json!(7)));
+    assert!(r.request.is_none(), "an ok record keeps no request parts");
+    let echo: serde_json::Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+    assert_eq!(echo["method"], "POST", "{echo}");
+    assert_eq!(echo["headers"]["x-trawl"], "yes", "{echo}");
+    assert_eq!(echo["body"], r#"{"a":[1,2]}"#, "{echo}");
+
+    // A plain URL's failure record keeps no parts and is a GET again.
+    let plain = run(&["--ok-status", "201"], server.url("/echo") + "\n").await;
+    assert!(plain.at(0).request.is_none());
+
+    // Credentials are not written; fed back, the record says it cannot.
+    let line = format!(
+        r#"{{"url": "{}", "method": "PUT", "headers": {{"Authorization": "Bearer s3cret", "X-A": "b"}}}}"#,
+        server.url("/echo")
+    );
+    let failed = run(&["--ok-status", "201"], line + "\n").await;
+    let r = failed.at(0);
+    let text = serde_json::to_string(r).unwrap();
+    assert!(!text.contains("s3cret"), "{text}");
+    assert_eq!(r.request.as_ref().unwrap().withheld, ["authorization"]);
+    let before = server.stats.requests();
+    let again = run(&[], text + "\n").await;
+    let r = again.at(0);
+    assert_eq!(r.error_kind(), Some(ErrorKind::InvalidInput), "{r:?}");
+    let message = &r.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("authorization") && message.contains("original request line"),
+        "{message}"
+    );
+    assert_eq!(server.stats.requests(), before, "nothing sent");
+}
