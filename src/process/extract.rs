@@ -18,7 +18,33 @@ type JqData = jaq_core::data::JustLut<jaq_json::Val>;
 #[derive(Clone)]
 pub(crate) struct Jq {
     filter: std::sync::Arc<jaq_core::Filter<JqData>>,
+    /// `$ENV`'s value as JSON text, when the filter names it (read once, at
+    /// start; parsed per body, as jaq's values cannot cross threads).
+    env: Option<std::sync::Arc<str>>,
 }
+
+/// jq's formats that jaq leaves out, in the jq language: `@csv` and `@tsv`
+/// rows from an array (strings quoted or escaped, numbers and booleans as
+/// they print, null empty, anything else an error, as jq says).
+const MORE_DEFS: &str = r#"
+def @csv: if type != "array" then error("\(type) (\(tojson)) cannot be csv-formatted, only an array can be") end
+  | map(if type == "string" then "\"" + gsub("\""; "\"\"") + "\""
+        elif type == "number" or type == "boolean" then tojson
+        elif . == null then ""
+        else error("\(type) (\(tojson)) is not valid in a csv row") end)
+  | join(",");
+def halt: error("halt would end trawl itself, mid-run");
+def halt_error: halt;
+def halt_error($code): halt;
+def leaf_paths: paths(scalars);
+def toarray: if type == "array" then . else [.] end;
+def @tsv: if type != "array" then error("\(type) (\(tojson)) cannot be tsv-formatted, only an array can be") end
+  | map(if type == "string" then gsub("\\\\"; "\\\\") | gsub("\t"; "\\t") | gsub("\n"; "\\n") | gsub("\r"; "\\r")
+        elif type == "number" or type == "boolean" then tojson
+        elif . == null then ""
+        else error("\(type) (\(tojson)) is not valid in a tsv row") end)
+  | join("\t");
+"#;
 
 impl std::fmt::Debug for Jq {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -30,9 +56,11 @@ impl Jq {
     pub(crate) fn parse(code: &str) -> Result<Jq, String> {
         use jaq_core::load::{Arena, Error as E, File, Loader};
         let invalid = |why: String| format!("invalid --jq filter '{code}': {why}");
+        let more = jaq_core::load::parse(MORE_DEFS, |p| p.defs()).expect("trawl's jq definitions");
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
+            .chain(jaq_json::defs())
+            .chain(more);
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
             .chain(jaq_json::funs());
@@ -58,6 +86,7 @@ impl Jq {
             })?;
         let filter = jaq_core::Compiler::default()
             .with_funs(funs)
+            .with_global_vars(["$ENV"])
             .compile(modules)
             .map_err(|errs| {
                 let why: Vec<String> = errs
@@ -67,8 +96,18 @@ impl Jq {
                     .collect();
                 invalid(why.join("; "))
             })?;
+        let env = code.contains("$ENV").then(|| {
+            let vars: serde_json::Map<String, serde_json::Value> = std::env::vars_os()
+                .map(|(k, v)| {
+                    let (k, v) = (k.to_string_lossy(), v.to_string_lossy());
+                    (k.into_owned(), v.into_owned().into())
+                })
+                .collect();
+            serde_json::Value::Object(vars).to_string().into()
+        });
         Ok(Jq {
             filter: std::sync::Arc::new(filter),
+            env,
         })
     }
 
@@ -80,7 +119,11 @@ impl Jq {
         let mut out = Vec::new();
         for input in jaq_json::read::parse_many(body) {
             let input = input.map_err(|e| format!("--jq: the body is not JSON: {e}"))?;
-            let ctx = jaq_core::Ctx::<JqData>::new(&self.filter.lut, jaq_core::Vars::new([]));
+            let env = match &self.env {
+                Some(text) => jaq_json::read::parse_single(text.as_bytes()).unwrap_or_default(),
+                None => jaq_json::Val::Null,
+            };
+            let ctx = jaq_core::Ctx::<JqData>::new(&self.filter.lut, jaq_core::Vars::new([env]));
             let room = MAX_VALUES - out.len();
             for value in self
                 .filter
@@ -90,9 +133,7 @@ impl Jq {
                 .take(room)
             {
                 let value = value.map_err(|e| format!("--jq: {e}"))?;
-                let text = value.to_string();
-                // jaq's values print as JSON, except a few (NaN, byte strings): those as text.
-                out.push(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+                out.push(to_json(&value));
             }
             if out.len() == MAX_VALUES {
                 break;
@@ -100,6 +141,51 @@ impl Jq {
         }
         Ok(out)
     }
+}
+
+/// A jaq value as the JSON jq prints: a number a double cannot hold is the
+/// largest double of its sign (1.7976931348623157e308), NaN is null, an
+/// integer beyond 64 bits the nearest double; byte strings are text.
+fn to_json(value: &jaq_json::Val) -> serde_json::Value {
+    use jaq_json::{Num, Val};
+    use serde_json::Value;
+    let text = |b: &[u8]| Value::String(String::from_utf8_lossy(b).into_owned());
+    let number = |n: &str| match serde_json::from_str::<serde_json::Number>(n) {
+        Ok(n) => Value::Number(n),
+        Err(_) => float(n.parse().unwrap_or(f64::NAN)),
+    };
+    match value {
+        Val::Null => Value::Null,
+        Val::Bool(b) => Value::Bool(*b),
+        Val::Num(Num::Int(i)) => Value::from(*i as i64),
+        Val::Num(Num::Float(f)) => float(*f),
+        Val::Num(Num::BigInt(i)) => number(&i.to_string()),
+        Val::Num(Num::Dec(d)) => number(d),
+        Val::BStr(b) | Val::TStr(b) => text(b),
+        Val::Arr(items) => Value::Array(items.iter().map(to_json).collect()),
+        Val::Obj(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Val::TStr(b) | Val::BStr(b) => String::from_utf8_lossy(b).into_owned(),
+                        other => other.to_string(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// A double as jq prints it: infinities are the largest finite double of
+/// their sign, NaN is null.
+fn float(f: f64) -> serde_json::Value {
+    let f = match f {
+        f if f.is_nan() => return serde_json::Value::Null,
+        f if f.is_infinite() => f64::MAX.copysign(f),
+        f => f,
+    };
+    serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
 /// `--regex RE`: every non-overlapping match, or its first capture group when
@@ -243,6 +329,52 @@ mod tests {
         );
         assert!(jq.run(b"<html>").unwrap_err().contains("not JSON"));
         assert!(Jq::parse(".id | ascii_upcase").unwrap().run(body).is_err());
+    }
+
+    /// Issue 26 item 10: numbers a double cannot hold came out as strings (the
+    /// whole value, when nested); `@csv`, `@tsv` and `$ENV` were refused.
+    #[test]
+    fn jq_numbers_formats_and_env_are_as_jq_has_them() {
+        let json = |f: &str, body: &[u8]| {
+            let out = Jq::parse(f).unwrap().run(body).unwrap();
+            serde_json::to_string(&out).unwrap()
+        };
+        let body = br#"[1.7976931348623157e309, -1e400, 10000000000000000000001, 3, 0.5]"#;
+        assert_eq!(
+            json(".", body),
+            "[[1.7976931348623157e+308,-1.7976931348623157e+308,1e+22,3,0.5]]"
+        );
+        assert_eq!(json(".[0]", body), "[1.7976931348623157e+308]");
+        assert_eq!(json(".[0] + 1", body), "[1.7976931348623157e+308]");
+        assert_eq!(json("nan", b"null"), "[null]");
+        assert_eq!(json(".[3] + 1", body), "[4]");
+        let row = br#"["a,b", "say \"hi\"", 1.5, true, null, "tab\there\\n"]"#;
+        let csv = "\"a,b\",\"say \"\"hi\"\"\",1.5,true,,\"tab\there\\n\"";
+        assert_eq!(
+            Jq::parse("@csv").unwrap().run(row).unwrap(),
+            [serde_json::json!(csv)]
+        );
+        let tsv = "a,b\tsay \"hi\"\t1.5\ttrue\t\ttab\\there\\\\n";
+        assert_eq!(
+            Jq::parse("@tsv").unwrap().run(row).unwrap(),
+            [serde_json::json!(tsv)]
+        );
+        for (f, body) in [("@csv", &b"[{}]"[..]), ("@tsv", b"[[1]]"), ("@csv", b"{}")] {
+            let e = Jq::parse(f).unwrap().run(body).unwrap_err();
+            assert!(
+                e.contains("not valid in") || e.contains("only an array"),
+                "{f}: {e}"
+            );
+        }
+        // SAFETY: no other test reads or writes this variable.
+        unsafe { std::env::set_var("TRAWL_JQ_TEST_VAR", "v1") };
+        assert_eq!(json("$ENV.TRAWL_JQ_TEST_VAR", b"null"), r#"["v1"]"#);
+        assert_eq!(json("$ENV | type", b"null"), r#"["object"]"#);
+        assert_eq!(json("[leaf_paths]", br#"{"a":[1]}"#), r#"[[["a",0]]]"#);
+        assert_eq!(json("toarray", b"1"), "[[1]]");
+        // `halt` would end trawl itself, with nothing flushed: an error instead.
+        let e = Jq::parse("halt_error").unwrap().run(b"1").unwrap_err();
+        assert!(e.contains("halt"), "{e}");
         for bad in [".[", "nosuchfilter", "$x"] {
             let e = Jq::parse(bad).unwrap_err();
             assert!(e.contains("invalid --jq filter"), "{bad}: {e}");
