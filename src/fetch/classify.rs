@@ -39,7 +39,7 @@ pub(crate) fn classify(err: reqwest::Error) -> Failure {
 /// `decoding`: the error came from decompressing the body, where an unexpected
 /// end without a hyper error below it is the compressed stream's own (every
 /// byte of the body arrived), not the connection's.
-fn is_cut_short(err: &(dyn StdError + 'static), decoding: bool) -> bool {
+pub(super) fn is_cut_short(err: &(dyn StdError + 'static), decoding: bool) -> bool {
     use std::io::ErrorKind as K;
     has_source::<hyper::Error>(err, |e| {
         e.is_incomplete_message() || e.is_closed() || e.is_canceled()

@@ -215,6 +215,7 @@ fn build(
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(30))
         .dns_resolver(resolver)
+        .connector_layer(super::reuse::MarkConnects)
         .tls_danger_accept_invalid_certs(cfg.insecure);
     if !cfg.user_agent.is_empty() {
         builder = builder.user_agent(cfg.user_agent.as_str());

@@ -182,9 +182,14 @@ impl Fetcher {
     /// Whether `req` may be sent again after it may have reached the server
     /// (RFC 9110 9.2.2: idempotent methods only, unless `--retry-all-methods`).
     fn may_repeat(&self, req: &Request) -> bool {
+        self.may_repeat_method(&self.sent_method(req))
+    }
+
+    /// Whether a request with `method` may be sent again.
+    pub(super) fn may_repeat_method(&self, method: &Method) -> bool {
         self.cfg.retry_all_methods
             || matches!(
-                self.sent_method(req),
+                *method,
                 Method::GET
                     | Method::HEAD
                     | Method::PUT

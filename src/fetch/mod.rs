@@ -16,6 +16,7 @@ mod digest;
 mod fetcher;
 mod redirect;
 mod resolve;
+mod reuse;
 mod robots_get;
 mod tap;
 mod tls;

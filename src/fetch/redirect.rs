@@ -4,7 +4,7 @@
 //! kept so a failing hop is recorded where it happened.
 
 use reqwest::header::{self, HeaderMap};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::time::Instant;
 use url::Url;
 
@@ -14,7 +14,38 @@ use crate::failure::Failure;
 use crate::input::Request;
 use crate::politeness::{Ask, Probe, Signals};
 
+/// How many times in a row a request is sent again because the pooled
+/// connection it went out on turned out closed: the server may have closed
+/// several idle ones at once (its keep-alive timeout), each is given up once.
+const STALE_RESENDS: u32 = 3;
+
 impl Fetcher {
+    /// Send one request. When it went out on a pooled connection that the
+    /// server had just closed (no answer, and no connection of its own was
+    /// opened) and it may be repeated, send it again at once: not a new
+    /// attempt, no backoff, as curl does (`reuse.rs`).
+    async fn send(&self, mut request: RequestBuilder, repeat: bool) -> Result<Response, Failure> {
+        let mut resends = 0;
+        loop {
+            let again = match repeat && resends < STALE_RESENDS {
+                true => request.try_clone(),
+                false => None,
+            };
+            let (sent, connected) = super::reuse::watching(request.send()).await;
+            match (sent, again) {
+                (Ok(response), _) => return Ok(response),
+                (Err(e), Some(next)) if !connected && super::reuse::closed_before_answer(&e) => {
+                    tracing::debug!(
+                        "the pooled connection was closed as it was reused ({e}); sending again"
+                    );
+                    resends += 1;
+                    request = next;
+                }
+                (Err(e), _) => return Err(classify(e)),
+            }
+        }
+    }
+
     /// Send `req` and follow its redirects; `head` is the last response's.
     pub(super) async fn follow(
         &self,
@@ -67,7 +98,7 @@ impl Fetcher {
                 }
                 None => {}
             }
-            let response = request.send().await.map_err(classify);
+            let response = self.send(request, self.may_repeat_method(&method)).await;
             // The connection is up and its protocol known: the host's other requests may go.
             drop(probe.take());
             let response = response?;

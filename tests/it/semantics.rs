@@ -408,3 +408,121 @@ async fn repeated_headers_titles_and_an_empty_body_under_jq() {
     assert_eq!(none.status, Some(204));
     assert_eq!(none.jq.as_deref(), Some(&[][..]));
 }
+
+/// A keep-alive server whose first connection answers `answered` requests and
+/// then closes on the next one without answering, as a server's keep-alive
+/// timeout does when the close crosses a request; `close_fresh`: every
+/// connection closes on its first request. Returns the port, the request
+/// lines seen and the connection count.
+async fn stale_server(
+    answered: usize,
+    close_fresh: bool,
+) -> (u16, Seen, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Seen = Default::default();
+    let conns = std::sync::Arc::new(AtomicUsize::new(0));
+    let (log, count) = (seen.clone(), conns.clone());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let log = log.clone();
+            tokio::spawn(async move {
+                let (mut buf, mut served) = (Vec::new(), 0);
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < end + length {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    buf.drain(..end + length);
+                    log.lock()
+                        .unwrap()
+                        .push(head.lines().next().unwrap_or("").to_owned());
+                    if close_fresh || (n == 0 && served == answered) {
+                        return; // closed, no answer
+                    }
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                    served += 1;
+                }
+            });
+        }
+    });
+    (port, seen, conns)
+}
+
+/// Issue 26 item 11: a pooled connection the server closed just as it was
+/// reused failed the attempt (`io` with `--retries 0`). curl sends it again
+/// on a fresh connection without counting; so does trawl, for requests that
+/// may be repeated, and never for a fresh connection or a POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_closed_as_it_is_reused_is_sent_again_uncounted() {
+    use std::sync::atomic::Ordering;
+    let (port, seen, conns) = stale_server(1, false).await;
+    let list = lines(["a", "b", "c"].map(|p| format!("http://127.0.0.1:{port}/{p}")));
+    let first = run(&["-c", "1", "--retries", "0"], list).await;
+    for i in 0..3 {
+        let r = first.at(i);
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.attempts, Some(1), "not counted: {r:?}");
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "GET /a HTTP/1.1",
+            "GET /b HTTP/1.1",
+            "GET /b HTTP/1.1",
+            "GET /c HTTP/1.1"
+        ]
+    );
+    assert_eq!(conns.load(Ordering::SeqCst), 2);
+
+    // A POST is not sent twice: the server may have acted on it.
+    let (port, seen, _) = stale_server(1, false).await;
+    let list = format!(
+        "http://127.0.0.1:{port}/a\n{{\"url\": \"http://127.0.0.1:{port}/b\", \"method\": \"POST\", \"body\": \"x\"}}\n"
+    );
+    let post = run(&["-c", "1", "--retries", "0"], list).await;
+    assert_eq!(
+        post.at(1).error_kind(),
+        Some(trawl::ErrorKind::Io),
+        "{:?}",
+        post.at(1)
+    );
+    assert_eq!(requests(&seen, "POST /b"), 1);
+
+    // A fresh connection closed without an answer is the server's failure:
+    // sent once, as before.
+    let (port, seen, conns) = stale_server(0, true).await;
+    let fresh = run(&["--retries", "0"], format!("http://127.0.0.1:{port}/x\n")).await;
+    assert_eq!(
+        fresh.at(0).error_kind(),
+        Some(trawl::ErrorKind::Io),
+        "{:?}",
+        fresh.at(0)
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+}
