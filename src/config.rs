@@ -129,9 +129,11 @@ impl RunArgs {
             process,
             output,
         } = self;
-        let fetch = request.into_settings(tls, &politeness)?;
+        let mut fetch = request.into_settings(tls, &politeness)?;
         let limits = politeness.into_settings()?;
         let process = process.into_settings()?;
+        // `--exec` workers are sent the response's headers.
+        fetch.keep_headers = process.exec.is_some();
         let (outputs, ui) = output.settings()?;
         let read = std::cell::RefCell::new(Vec::new());
         let shard = output
@@ -285,6 +287,7 @@ impl RequestArgs {
             retry_all_methods: politeness.retry_all_methods,
             follow: !self.no_follow,
             form_data: form && !removed.contains(&header::CONTENT_TYPE),
+            keep_headers: false,
         })
     }
 }
@@ -318,6 +321,14 @@ impl ProcessArgs {
             regex: compiled(&self.regex, crate::process::Pattern::parse)?,
             select: compiled(&self.select, crate::process::Select::parse)?,
             save: self.save,
+            exec: self.exec.map(|command| crate::process::ExecSettings {
+                command,
+                workers: self
+                    .exec_workers
+                    .map_or_else(crate::process::cores, |n| n as usize),
+                timeout: self.exec_timeout,
+                headers_only: self.exec_input == crate::cli::ExecInput::Headers,
+            }),
         })
     }
 }

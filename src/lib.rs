@@ -116,6 +116,10 @@ pub async fn run(
             allowed: t.allowed,
             disallowed: t.disallowed,
         });
+    summary.exec_restarts = reports
+        .exec_restarts
+        .as_ref()
+        .map(|n| n.load(std::sync::atomic::Ordering::Relaxed));
     let (lines, print) = match &read {
         Ok(r) => (r.lines, r.print.clone()),
         Err(_) => (None, None),
@@ -195,6 +199,8 @@ struct Reports<'a> {
     resumed: Option<(input::Done, Vec<std::path::PathBuf>)>,
     /// A share's run (`--shard` with `-o`), for its share file.
     attempt: Option<runs::Attempt>,
+    /// `--exec`: how many times workers were restarted.
+    exec_restarts: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// Everything checked and opened before the first request: inputs, outputs
@@ -283,7 +289,14 @@ async fn prepare<'a>(
         .context("building the HTTP client")?
         .with_host_stats(host_stats.as_ref().map(|(_, _, s)| s.clone()));
     let fetcher = Arc::new(fetcher);
+    // Last of the checks: a worker that cannot start is exit 2, nothing fetched.
+    let exec = match &cfg.process.exec {
+        Some(settings) => Some(process::Pool::start(settings).await?),
+        None => None,
+    };
+    let exec_restarts = exec.as_ref().map(|p| p.restarts());
     let stages = Stages {
+        exec,
         cfg: cfg.clone(),
         fetcher: fetcher.clone(),
         sources,
@@ -296,6 +309,7 @@ async fn prepare<'a>(
         attempt.begin(main)?;
     }
     let reports = Reports {
+        exec_restarts,
         attempt,
         fetcher,
         summary: summary_file,

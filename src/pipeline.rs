@@ -102,6 +102,8 @@ pub(crate) struct Stages {
     pub since: Option<Arc<Since>>,
     /// `--host-stats`.
     pub host_stats: Option<Arc<HostStats>>,
+    /// `--exec`: the workers, started before the first fetch.
+    pub exec: Option<process::Pool>,
 }
 
 /// How the stages ended.
@@ -126,7 +128,9 @@ pub(crate) async fn run(
         resumed,
         since,
         host_stats,
+        exec,
     } = stages;
+    let exec = exec.map(Arc::new);
     let (earlier, carried) = match resumed {
         Some(r) => (Some(Arc::new(r.done)), r.stats),
         None => (None, Default::default()),
@@ -162,6 +166,7 @@ pub(crate) async fn run(
         settings: cfg.process.clone(),
         ok_status: cfg.fetch.ok_status.clone(),
         since,
+        exec: exec.clone(),
     });
     let lanes: Vec<_> = (0..cores())
         .map(|_| {
@@ -212,6 +217,10 @@ pub(crate) async fn run(
     fetch.await?;
     for lane in lanes {
         lane.await?;
+    }
+    // Every lane is done with the workers: EOF, grace, SIGTERM (`exec.rs`).
+    if let Some(pool) = exec.and_then(Arc::into_inner) {
+        pool.close().await;
     }
     supervisor.abort();
     let written = tokio::task::spawn_blocking(move || writer.join())

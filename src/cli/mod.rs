@@ -315,6 +315,29 @@ pub struct ProcessArgs {
     /// URL; identical bodies are stored once), as `saved`.
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
+    /// Your own processing: start CMD (through `sh -c`) as long-lived workers;
+    /// each accepted body goes to one as a JSON line on stdin, and the line it
+    /// answers on stdout becomes `exec` (see the README's "Your own processing").
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+    /// How many --exec workers run side by side [default: the number of cores].
+    #[arg(long, value_name = "N", requires = "exec", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub exec_workers: Option<u32>,
+    /// How long a worker may take to answer one body; past it the record is a
+    /// `process` failure and the worker is restarted.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, requires = "exec")]
+    pub exec_timeout: Duration,
+    /// What a worker is sent: `body` (the body and the response's facts) or
+    /// `headers` (the facts alone, no body).
+    #[arg(long, value_name = "WHAT", value_enum, default_value_t = ExecInput::Body, requires = "exec")]
+    pub exec_input: ExecInput,
+}
+
+/// `--exec-input`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecInput {
+    Body,
+    Headers,
 }
 
 /// Where records go, what stderr shows, and how runs relate.

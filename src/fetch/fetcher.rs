@@ -54,6 +54,8 @@ pub(crate) struct FetchSettings {
     /// `--robots-agent`: the product token robots.txt is read for (default:
     /// what `-A` starts with).
     pub(crate) robots_agent: Option<String>,
+    /// Keep the final response's headers in its [`Head`] (for `--exec`).
+    pub(crate) keep_headers: bool,
 }
 
 /// Facts about the final response of the last attempt.
@@ -73,6 +75,8 @@ pub(crate) struct Head {
     pub ttfb: Duration,
     /// What the headers ask of the host's politeness (Retry-After, rate limits).
     pub(super) signals: Signals,
+    /// The final response's headers, when kept (`--exec`).
+    pub headers: Option<reqwest::header::HeaderMap>,
 }
 
 /// The outcome of fetching one request, all attempts included.

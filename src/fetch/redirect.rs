@@ -153,7 +153,11 @@ impl Fetcher {
             *head = Some(head_of(&response, next.clone(), redirects, start));
             url = next;
         };
-        *head = Some(head_of(&response, url, redirects, start));
+        let mut last = head_of(&response, url, redirects, start);
+        if self.cfg.keep_headers {
+            last.headers = Some(response.headers().clone());
+        }
+        *head = Some(last);
         Ok(response)
     }
 }
@@ -190,6 +194,7 @@ pub(super) fn head_of(response: &Response, final_url: Url, redirects: u32, start
         redirects,
         ttfb: start.elapsed(),
         signals: Signals::read(headers),
+        headers: None,
     }
 }
 

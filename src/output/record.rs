@@ -78,6 +78,9 @@ pub struct Record {
     pub change: Option<Change>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+    /// `--exec`: the worker's answer to this body, any JSON value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Value>,
     /// A failure of a request object that asked for its own method, headers
     /// or body: those parts as given, so the record fed back as input makes
     /// the same request (credentials excepted: see [`RequestParts`]).

@@ -82,6 +82,10 @@ pub struct Summary {
     pub robots: Option<RobotsCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Stop>,
+    /// `--exec` runs: how many times a worker was restarted (after it
+    /// crashed, answered what is not JSON, or took too long).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec_restarts: Option<u64>,
 }
 
 /// Records of a `--since` run by [`Change`].
@@ -179,6 +183,7 @@ impl Stats {
             robots: None,
             partial: None,
             stopped,
+            exec_restarts: None,
         }
     }
 }
@@ -225,6 +230,9 @@ impl fmt::Display for Summary {
                 .map(|(k, n)| format!("{} {n}", k.as_str()))
                 .collect();
             write!(f, "\ntrawl: failures by kind: {}", errors.join(", "))?;
+        }
+        if let Some(n) = self.exec_restarts.filter(|&n| n > 0) {
+            write!(f, "\ntrawl: --exec workers restarted {n} times")?;
         }
         if let Some(c) = &self.changes {
             write!(

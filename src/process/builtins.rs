@@ -39,16 +39,18 @@ pub(crate) struct ProcessSettings {
     pub(crate) regex: Option<super::extract::Pattern>,
     pub(crate) select: Option<super::extract::Select>,
     pub(crate) save: Option<std::path::PathBuf>,
+    /// `--exec`: the user's workers.
+    pub(crate) exec: Option<super::exec::ExecSettings>,
 }
 
 /// Whether `process` has anything to do for these settings.
 pub(crate) fn needed(cfg: &ProcessSettings) -> bool {
-    cfg.hash != HashKind::None || cfg.save.is_some() || needs_whole_body(cfg)
+    cfg.hash != HashKind::None || cfg.save.is_some() || cfg.exec.is_some() || needs_whole_body(cfg)
 }
 
 /// Whether anything beyond hashing is asked for (which needs the body in one piece).
 pub(crate) fn needs_whole_body(cfg: &ProcessSettings) -> bool {
-    cfg.body || parses_body(cfg)
+    cfg.body || parses_body(cfg) || cfg.exec.as_ref().is_some_and(|e| !e.headers_only)
 }
 
 /// Whether the body is parsed or searched (`--title`, `--jq`, `--regex`, `--select`).
@@ -62,7 +64,7 @@ const LIGHT_BODY: usize = 8 * 1024;
 
 /// Whether processing this body is too cheap to be worth a blocking thread.
 pub(crate) fn is_light(cfg: &ProcessSettings, len: usize) -> bool {
-    !parses_body(cfg) && cfg.save.is_none() && len <= LIGHT_BODY
+    !parses_body(cfg) && cfg.save.is_none() && cfg.exec.is_none() && len <= LIGHT_BODY
 }
 
 /// Process one body. `accepted`: its status is accepted by `--ok-status` (only

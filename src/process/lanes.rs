@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::assemble::assemble;
 use super::builtins::{self, ProcessSettings};
+use super::exec::{self, Pool};
 use super::hash;
 use crate::failure::{ErrorKind, Failure};
 use crate::fetch::Body;
@@ -78,6 +79,8 @@ pub(crate) struct Processing {
     pub(crate) ok_status: StatusSet,
     /// `--since`: the previous run's index.
     pub(crate) since: Option<Arc<Since>>,
+    /// `--exec`: the user's workers.
+    pub(crate) exec: Option<Arc<Pool>>,
 }
 
 /// The record of a job read but never fetched: the run was stopped.
@@ -142,12 +145,54 @@ pub(crate) fn lane(
         // Handed over: the requests' concurrency slots can go to the next ones.
         batch.iter_mut().for_each(|w| drop(w.report.slot.take()));
         let digests = sha256_together(&p.settings, &batch, together);
+        // `--exec`: every ok record's body goes to the workers at once, and the
+        // answers are awaited after (so the batch keeps them all busy); what a
+        // record waits with keeps its share of the lanes' budget.
+        let mut asked = Vec::new();
         for (work, sha256) in batch.drain(..).zip(digests) {
-            let record = processed(p, work.job, work.report, sha256, work.prev.as_deref());
+            let Work {
+                job,
+                mut report,
+                prev,
+                window,
+                _budget: budget,
+            } = work;
+            let exec_input = p.exec.as_ref().map(|_| {
+                let headers = report.head.as_mut().and_then(|h| h.headers.take());
+                let chunks = report.body.as_ref().ok().cloned();
+                (headers, chunks)
+            });
+            let record = processed(p, job, report, sha256, prev.as_deref());
             let done = Finished {
                 record,
-                place: Some(work.window),
+                place: Some(window),
             };
+            match (&p.exec, exec_input) {
+                (Some(pool), Some((headers, body))) if done.record.ok => {
+                    let body =
+                        body.filter(|_| !p.settings.exec.as_ref().is_some_and(|e| e.headers_only));
+                    let body = body.as_ref().map(|b| b.contiguous());
+                    let line = exec::request_line(&done.record, headers.as_ref(), body.as_deref());
+                    asked.push((done, pool.ask(line), budget));
+                }
+                _ => {
+                    if tx.blocking_send(done).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        for (mut done, answer, _budget) in asked {
+            let answer = answer.blocking_recv().unwrap_or_else(|_| {
+                Err(Failure::Process("--exec: the workers were stopped".into()))
+            });
+            match answer {
+                Ok(value) => done.record.exec = Some(value),
+                Err(failure) => {
+                    done.record.ok = false;
+                    done.record.error = Some(failure.info());
+                }
+            }
             if tx.blocking_send(done).is_err() {
                 return;
             }

@@ -11,11 +11,13 @@
 
 mod assemble;
 mod builtins;
+mod exec;
 mod extract;
 mod hash;
 mod lanes;
 
 pub(crate) use builtins::{ProcessSettings, is_light, needed, needs_whole_body};
+pub(crate) use exec::{ExecSettings, Pool};
 pub(crate) use extract::{Jq, Pattern, Select};
 pub(crate) use hash::{Together, group as hash_group, kernel};
 #[cfg(test)]

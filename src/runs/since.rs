@@ -183,6 +183,7 @@ pub(crate) fn not_modified(record: &mut Record, prev: &Record) {
     record.select = prev.select.clone();
     record.matches = prev.matches.clone();
     record.saved = prev.saved.clone();
+    record.exec = prev.exec.clone();
     record.etag = record.etag.take().or_else(|| prev.etag.clone());
     record.last_modified = record
         .last_modified

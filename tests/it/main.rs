@@ -3,6 +3,7 @@
 //! here touches the public internet.
 
 mod binary;
+mod exec;
 mod fetching;
 mod fleet;
 mod footguns;
