@@ -481,6 +481,58 @@ def scenarios(base, tls, tls1, runs, scale, only):
                             f"peak RSS of the --since run {result[big][1]:.1f} MiB (target <= 96)"))
         yield ("Nightly re-runs: --since PREV as the list and PREV grow (tiny responses, c=64)", "\n".join(rows))
 
+    yield from exec_scenarios(base, runs, scale, want)
+
+
+def exec_scenarios(base, runs, scale, want):
+    """--exec: the cost of the worker stage, the per-URL anchor, and a CPU-bound pool."""
+    echo = f"python3 {os.path.join(ROOT, 'bench', 'echo_worker.py')}"
+    cores = os.cpu_count() or 2
+    for name, n, path in (("exec-tiny", 20000, "/b/16?i={}"), ("exec-html", 5000, "/h/{}")):
+        if not want(name) and not want("exec"):
+            continue
+        n //= scale
+        lst = write_list(name, (base + path.format(i) for i in range(n)))
+        plain = [TRAWL, lst, "-c", "64", "-q", "--retries", "0"]
+        tools = {"trawl": (plain, None, False),
+                 "trawl --exec (Python echo)": (plain + ["--exec", echo], None, False)}
+        res = run_scenario(name, tools, runs)
+        t, e = med(res["trawl"], "wall"), med(res["trawl --exec (Python echo)"], "wall")
+        rows = [table(res), "", verdict(e <= 2 * t, f"--exec / without = {e / t:.2f} (target <= 2)")]
+        if name == "exec-tiny":
+            if have("parallel"):
+                k = min(n, 1000)
+                few = write_list("exec-few", (base + path.format(i) for i in range(k)))
+                per = os.path.join(ROOT, "bench", "per_url.sh")
+                cmd = f"parallel -j {cores * 2} sh {per} :::: {few}"
+                walls = [measure(cmd, shell=True, sampling=False)["wall"] for _ in range(max(1, runs // 2))]
+                per_url = statistics.median(walls) / k
+                ours = e / n
+                rows.append(verdict(per_url >= 10 * ours,
+                                    f"GNU parallel -j {cores * 2} + curl + Python per URL: {per_url * 1000:.2f} ms a URL "
+                                    f"(over {k} URLs) against {ours * 1000:.3f} ms with --exec: {per_url / ours:.0f} x "
+                                    f"(target >= 10)"))
+            else:
+                notes.append("exec-tiny: GNU parallel not installed, its anchor skipped (bench/setup.sh installs it)")
+        yield (f"--exec: {n} {'tiny' if name == 'exec-tiny' else 'HTML'} responses, c=64, a Python echo worker "
+               f"x {cores} (the cores)", "\n".join(rows))
+    if want("exec-cpu") or want("exec"):
+        n, burn = 2000 // scale, 5
+        lst = write_list("exec-cpu", (f"{base}/b/16?i={i}" for i in range(n)))
+        cmd = [TRAWL, lst, "-c", "64", "-q", "--retries", "0", "--exec", echo]
+        os.environ["BURN_MS"] = str(burn)
+        try:
+            res = run_scenario("exec-cpu", {"trawl --exec (5 ms of CPU per body)": (cmd, None, False)}, runs)
+        finally:
+            del os.environ["BURN_MS"]
+        ms = res["trawl --exec (5 ms of CPU per body)"]
+        wall = med(ms, "wall")
+        ideal = n * burn / 1000 / cores
+        yield (f"--exec, CPU-bound: {n} bodies, a worker that burns {burn} ms of CPU on each, x {cores} workers",
+               table(res, base="trawl --exec (5 ms of CPU per body)") + "\n\n" +
+               verdict(wall <= 1.3 * ideal, f"wall {wall:.2f} s against total worker CPU / cores = {ideal:.2f} s: "
+                                             f"{wall / ideal:.2f} x (target <= 1.3)"))
+
 
 def machine():
     cpu = platform.processor() or ""
