@@ -2,8 +2,9 @@
 //! (`lanes.rs`: long-lived `spawn_blocking` threads under a memory budget), the
 //! hashing (`hash.rs`, several bodies at once where that pays), the built-in
 //! work on one body (`builtins.rs`: title, jq, CSS, regex, save, the body
-//! field; the parsers in `extract.rs`) and how a fetch and its processing
-//! become the record (`assemble.rs`).
+//! field; the parsers in `extract.rs`), the user's own workers (`exec.rs`:
+//! `--exec`) and how a fetch and its processing become the record
+//! (`assemble.rs`).
 //!
 //! Offers the lanes and their messages ([`lane`], [`Task`], [`Work`]) and the
 //! settings. Imports `input`, `fetch`, `output` and `runs` (the `--since`
