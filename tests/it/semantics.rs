@@ -482,7 +482,11 @@ async fn a_pooled_connection_closed_as_it_is_reused_is_sent_again_uncounted() {
     use std::sync::atomic::Ordering;
     let (port, seen, conns) = stale_server(1, false).await;
     let list = lines(["a", "b", "c"].map(|p| format!("http://127.0.0.1:{port}/{p}")));
-    let first = run(&["-c", "1", "--retries", "0"], list).await;
+    // One at a time, 50 ms apart: each request finds the last one's connection
+    // back in the pool (without the gap it may still be on its way back, and a
+    // fresh connection is opened).
+    let spaced = ["-c", "1", "--rate", "20/s", "--retries", "0"];
+    let first = run(&spaced, list).await;
     for i in 0..3 {
         let r = first.at(i);
         assert!(r.ok, "{r:?}");
@@ -504,7 +508,7 @@ async fn a_pooled_connection_closed_as_it_is_reused_is_sent_again_uncounted() {
     let list = format!(
         "http://127.0.0.1:{port}/a\n{{\"url\": \"http://127.0.0.1:{port}/b\", \"method\": \"POST\", \"body\": \"x\"}}\n"
     );
-    let post = run(&["-c", "1", "--retries", "0"], list).await;
+    let post = run(&spaced, list).await;
     assert_eq!(
         post.at(1).error_kind(),
         Some(trawl::ErrorKind::Io),
