@@ -14,9 +14,10 @@ use reqwest::header::{self, HeaderMap};
 
 use clap::CommandFactory;
 
+use crate::archive::ArchiveSettings;
 use crate::cli::{
-    Cli, Command, HeaderArg, OutputArgs, PolitenessArgs, ProcessArgs, RequestArgs, RunArgs,
-    SchemaOf, TlsArgs, basic_auth, check_proxy, parse_header,
+    ArchiveArgs, Cli, Command, HeaderArg, OutputArgs, PolitenessArgs, ProcessArgs, RequestArgs,
+    RunArgs, SchemaOf, TlsArgs, basic_auth, check_proxy, parse_header,
 };
 use crate::fetch::FetchSettings;
 use crate::fetch::{ClientSettings, HttpVersions};
@@ -40,6 +41,8 @@ pub struct Config {
     pub(crate) fetch: FetchSettings,
     pub(crate) process: ProcessSettings,
     pub(crate) outputs: OutputSettings,
+    /// `--warc`.
+    pub(crate) archive: Option<ArchiveSettings>,
     pub(crate) ui: UiSettings,
     pub(crate) allow_failures: Threshold,
     /// Time requests in flight get to finish after Ctrl-C/SIGTERM.
@@ -128,6 +131,7 @@ impl RunArgs {
             tls,
             process,
             output,
+            archive,
         } = self;
         let mut fetch = request.into_settings(tls, &politeness)?;
         let limits = politeness.into_settings()?;
@@ -135,6 +139,10 @@ impl RunArgs {
         // `--exec` workers are sent the response's headers.
         fetch.keep_headers = process.exec.is_some();
         let (outputs, ui) = output.settings()?;
+        let archive = archive.into_settings(&fetch, output.resume)?;
+        // The wire form is kept: the clients leave bodies encoded.
+        fetch.wire = archive.is_some();
+        fetch.client.decode = archive.is_none();
         let read = std::cell::RefCell::new(Vec::new());
         let shard = output
             .shard
@@ -158,6 +166,7 @@ impl RunArgs {
             fetch,
             process,
             outputs,
+            archive,
             ui,
             allow_failures: output.allow_failures.unwrap_or(Threshold::Count(0)),
             grace: Duration::from_secs(3),
@@ -272,6 +281,7 @@ impl RequestArgs {
                 resolve: self.resolve,
                 tls: tls.load()?,
                 versions: tls.versions(),
+                decode: true,
             },
             retries: politeness.retries,
             max_retry_wait: politeness.max_retry_wait,
@@ -288,7 +298,55 @@ impl RequestArgs {
             follow: !self.no_follow,
             form_data: form && !removed.contains(&header::CONTENT_TYPE),
             keep_headers: false,
+            wire: false,
         })
+    }
+}
+
+impl ArchiveArgs {
+    fn into_settings(
+        self,
+        fetch: &FetchSettings,
+        resume: bool,
+    ) -> Result<Option<ArchiveSettings>, clap::Error> {
+        let Some(path) = self.warc else {
+            return Ok(None);
+        };
+        if ArchiveSettings::parts(&path).is_none() {
+            return Err(usage_error(format!(
+                "--warc '{}' must end in .warc.gz (or .warc, uncompressed)",
+                path.display()
+            )));
+        }
+        if self.warc_max_size == Some(0) {
+            return Err(usage_error("--warc-max-size must be above zero"));
+        }
+        let info =
+            vec![
+            ("software".to_owned(), concat!("trawl/", env!("CARGO_PKG_VERSION")).to_owned()),
+            ("format".to_owned(), "WARC File Format 1.1".to_owned()),
+            (
+                "conformsTo".to_owned(),
+                "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
+                    .to_owned(),
+            ),
+            ("http-header-user-agent".to_owned(), fetch.client.user_agent.clone()),
+            (
+                "robots".to_owned(),
+                match fetch.robots {
+                    true => "obey",
+                    false => "ignore",
+                }
+                .to_owned(),
+            ),
+        ];
+        Ok(Some(ArchiveSettings {
+            path,
+            max_size: self.warc_max_size,
+            cdxj: self.cdxj,
+            resume,
+            info,
+        }))
     }
 }
 

@@ -14,6 +14,7 @@
 // Internals are pub(crate); the public surface is what the root re-exports.
 #![warn(unreachable_pub)]
 
+mod archive;
 mod cli;
 mod config;
 pub mod demo;
@@ -31,13 +32,21 @@ pub use cli::Cli;
 pub use config::{Action, Config};
 pub use failure::ErrorKind;
 pub use input::InputSpec;
-pub use output::{Change, Progress, Record, RequestParts, RobotsCounts, Stop, Summary};
+pub use output::{
+    Change, Progress, Record, RequestParts, RobotsCounts, Stop, Summary, WarcPointer,
+};
 pub use pipeline::Shutdown;
 pub use runs::Merge;
 
 /// JSON Schemas (draft 2020-12) of what trawl writes: one record, and the summary.
 pub mod schema {
     pub use crate::output::{SCHEMA_VERSION, record_schema as record, summary_schema as summary};
+}
+
+/// A reader of WARC files (trawl's and others'): record by record, with each
+/// one's offset and length; for the tests and for tools that check an archive.
+pub mod warc {
+    pub use crate::archive::{Packing, WarcRecord, whole_records};
 }
 
 /// The input line parser, for property tests and tools that read trawl's input.
@@ -99,7 +108,11 @@ pub async fn run(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let (stages, reports) = prepare(&cfg, &progress).await?;
-    let Ran { read, written } = pipeline::run(stages, progress.clone(), shutdown.clone()).await?;
+    let Ran {
+        read,
+        written,
+        archive,
+    } = pipeline::run(stages, progress.clone(), shutdown.clone()).await?;
 
     let stopped = if written.output_closed {
         Some(Stop::OutputClosed)
@@ -124,7 +137,7 @@ pub async fn run(
         Ok(r) => (r.lines, r.print.clone()),
         Err(_) => (None, None),
     };
-    let mut error = read.err().or(written.error);
+    let mut error = read.err().or(written.error).or(archive);
     // A list that could only be read once (stdin) is proved the resumed one here.
     let mixed = match (&reports.resumed, print.as_ref().and_then(|p| p.done)) {
         (Some((kept, files)), Some(found)) => {
@@ -213,11 +226,17 @@ async fn prepare<'a>(
     for (name, why) in cli::bad_proxy_env() {
         tracing::warn!("{name} is not a usable proxy and is ignored, so requests go direct: {why}");
     }
+    let warc = cfg
+        .archive
+        .iter()
+        .flat_map(|a| a.targets())
+        .collect::<Vec<_>>();
     output::refuse_to_overwrite_inputs(
         &cfg.inputs,
         &cfg.since,
         &cfg.outputs,
         cfg.process.save.as_deref(),
+        &warc,
     )?;
     log_settings(cfg);
     let sources = input::open(&cfg.inputs).await?;
@@ -285,9 +304,16 @@ async fn prepare<'a>(
         Some(lookup) => Fetcher::with_lookup(cfg.fetch.clone(), limits, lookup.0.clone()),
         None => Fetcher::new(cfg.fetch.clone(), limits),
     };
+    // Last of the outputs: the archive's first file (after resume closed
+    // what an earlier run left open).
+    let archive = match &cfg.archive {
+        Some(settings) => Some(Arc::new(archive::Archive::open(settings)?)),
+        None => None,
+    };
     let fetcher = fetcher
         .context("building the HTTP client")?
-        .with_host_stats(host_stats.as_ref().map(|(_, _, s)| s.clone()));
+        .with_host_stats(host_stats.as_ref().map(|(_, _, s)| s.clone()))
+        .with_archive(archive.as_ref().map(|a| a.sink()));
     let fetcher = Arc::new(fetcher);
     // Last of the checks: a worker that cannot start is exit 2, nothing fetched.
     let exec = match &cfg.process.exec {
@@ -297,6 +323,7 @@ async fn prepare<'a>(
     let exec_restarts = exec.as_ref().map(|p| p.restarts());
     let stages = Stages {
         exec,
+        archive,
         cfg: cfg.clone(),
         fetcher: fetcher.clone(),
         sources,

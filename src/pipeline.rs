@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::archive::Archive;
 use crate::config::Config;
 use crate::failure::Failure;
 use crate::fetch::Tap;
@@ -104,6 +105,8 @@ pub(crate) struct Stages {
     pub host_stats: Option<Arc<HostStats>>,
     /// `--exec`: the workers, started before the first fetch.
     pub exec: Option<process::Pool>,
+    /// `--warc`: the archive, its first file open.
+    pub archive: Option<Arc<Archive>>,
 }
 
 /// How the stages ended.
@@ -111,6 +114,8 @@ pub(crate) struct Ran {
     /// The number of jobs read, or why reading failed.
     pub read: anyhow::Result<input::Read>,
     pub written: Written,
+    /// `--warc`: why the archive could not be written or closed.
+    pub archive: Option<anyhow::Error>,
 }
 
 /// Run every stage to completion: the reader, the fetch drivers, the lanes, the
@@ -129,6 +134,7 @@ pub(crate) async fn run(
         since,
         host_stats,
         exec,
+        archive,
     } = stages;
     let exec = exec.map(Arc::new);
     let (earlier, carried) = match resumed {
@@ -152,6 +158,14 @@ pub(crate) async fn run(
         halt: CancellationToken::new(),
         abort: CancellationToken::new(),
     };
+    // An archive that cannot be written stops the run as a dead output does.
+    if let Some(archive) = &archive {
+        let (broken, closed) = (archive.broken(), closed.clone());
+        tokio::spawn(async move {
+            broken.cancelled().await;
+            closed.cancel();
+        });
+    }
     let supervisor = tokio::spawn(supervise(controls.clone(), shutdown, closed, cfg.grace));
 
     let (job_tx, job_rx) = mpsc::channel::<Job>(CHANNEL);
@@ -167,6 +181,7 @@ pub(crate) async fn run(
         ok_status: cfg.fetch.ok_status.clone(),
         since,
         exec: exec.clone(),
+        archive: archive.clone(),
     });
     let lanes: Vec<_> = (0..cores())
         .map(|_| {
@@ -223,10 +238,22 @@ pub(crate) async fn run(
         pool.close().await;
     }
     supervisor.abort();
+    // Every record is in: the last file gets its index and its final name.
+    let archive = match archive {
+        Some(archive) => tokio::task::spawn_blocking(move || archive.finish())
+            .await?
+            .err()
+            .map(anyhow::Error::msg),
+        None => None,
+    };
     let written = tokio::task::spawn_blocking(move || writer.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
-    Ok(Ran { read, written })
+    Ok(Ran {
+        read,
+        written,
+        archive,
+    })
 }
 
 /// Turn a shutdown request or a dead output into the stage controls: stop reading
@@ -359,10 +386,16 @@ async fn fetch_one(
         Ok(body) => process::needed(&p.settings) && !process::is_light(&p.settings, body.len()),
         Err(_) => false,
     };
+    // `--warc`: building the records is CPU work, for the lanes.
+    let heavy = heavy || (p.archive.is_some() && !report.exchanges.is_empty());
     let record = match (not_modified, prev) {
         (true, Some(prev)) => {
             drop(report.slot.take());
-            unmodified(p, job, report, &prev).await
+            let exchanges = std::mem::take(&mut report.exchanges);
+            let written = process::archive_async(p, exchanges, true).await;
+            let mut record = unmodified(p, job, report, &prev).await;
+            process::archived(&mut record, written);
+            record
         }
         (_, prev) if heavy => {
             let held = report.body.as_ref().map_or(0, |b| b.held());

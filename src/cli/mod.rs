@@ -150,6 +150,26 @@ pub struct RunArgs {
     pub process: ProcessArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub archive: ArchiveArgs,
+}
+
+/// WARC output: every exchange as received, for archive tools.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Archiving")]
+pub struct ArchiveArgs {
+    /// Write every HTTP exchange (redirects and robots.txt included) as WARC
+    /// 1.1 records to PATH (ending in .warc.gz, or .warc uncompressed); named
+    /// PATH.open until closed. Each record gains a "warc" pointer.
+    #[arg(long, value_name = "PATH")]
+    pub warc: Option<PathBuf>,
+    /// Start a new WARC file (NAME-00000.warc.gz, NAME-00001...) once one
+    /// passes SIZE.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, requires = "warc")]
+    pub warc_max_size: Option<u64>,
+    /// Write a CDXJ index (NAME.cdxj) beside each WARC file.
+    #[arg(long, requires = "warc")]
+    pub cdxj: bool,
 }
 
 /// How hard each host and the whole run are pressed, and when to give up.

@@ -30,6 +30,9 @@ pub(crate) struct ClientSettings {
     /// `--cacert`, `--cert`, `--key`.
     pub(crate) tls: Tls,
     pub(crate) versions: HttpVersions,
+    /// Decode bodies in the client (off with `--warc`: the fetch keeps the
+    /// wire form and decodes it itself).
+    pub(crate) decode: bool,
 }
 
 /// Which HTTP versions the clients speak.
@@ -219,6 +222,9 @@ fn build(
         .tls_danger_accept_invalid_certs(cfg.insecure);
     if !cfg.user_agent.is_empty() {
         builder = builder.user_agent(cfg.user_agent.as_str());
+    }
+    if !cfg.decode {
+        builder = builder.no_gzip().no_brotli().no_zstd().no_deflate();
     }
     if !kind.trust_store {
         builder = builder.tls_certs_only(std::iter::empty());

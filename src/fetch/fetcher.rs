@@ -14,9 +14,10 @@ use url::Url;
 
 use super::body::Body;
 use super::clients::{ClientSettings, Clients};
-use super::redirect::Hops;
+use super::redirect::{Hops, Seen};
 use super::resolve;
 use super::tap::Tap;
+use super::wire::{Exchange, WireSink};
 use crate::failure::Failure;
 use crate::input::Request;
 use crate::politeness::{
@@ -56,6 +57,9 @@ pub(crate) struct FetchSettings {
     pub(crate) robots_agent: Option<String>,
     /// Keep the final response's headers in its [`Head`] (for `--exec`).
     pub(crate) keep_headers: bool,
+    /// `--warc`: keep every exchange as it went over the wire (the clients
+    /// then leave bodies encoded, and the fetch decodes them).
+    pub(crate) wire: bool,
 }
 
 /// Facts about the final response of the last attempt.
@@ -92,6 +96,8 @@ pub(crate) struct Report {
     /// once the body is handed to processing, so finished bodies cannot pile up
     /// in memory faster than they are processed.
     pub slot: Option<Slot>,
+    /// `--warc`: every exchange of every attempt, in order.
+    pub exchanges: Vec<Exchange>,
 }
 
 impl Report {
@@ -103,6 +109,7 @@ impl Report {
             attempts: 0,
             elapsed: Duration::ZERO,
             slot: None,
+            exchanges: Vec::new(),
         }
     }
 }
@@ -118,6 +125,20 @@ fn report((head, body): Outcome, attempts: u32, first_start: Option<Instant>) ->
         attempts,
         elapsed,
         slot: None,
+        exchanges: Vec::new(),
+    }
+}
+
+/// [`report`], with the exchanges seen (`--warc`).
+fn report_with(
+    outcome: Outcome,
+    attempts: u32,
+    first: Option<Instant>,
+    wire: Vec<Exchange>,
+) -> Report {
+    Report {
+        exchanges: wire,
+        ..report(outcome, attempts, first)
     }
 }
 
@@ -126,6 +147,8 @@ pub(crate) struct Fetcher {
     pub(super) cfg: FetchSettings,
     /// Politeness: every attempt is admitted by it, and reports to it.
     pub(super) gate: Gate,
+    /// `--warc`: where robots.txt's exchanges go.
+    pub(super) archive: Option<WireSink>,
 }
 
 impl Fetcher {
@@ -150,12 +173,23 @@ impl Fetcher {
             })
         });
         let gate = Gate::new(limits, agent.as_deref(), cfg.max_retry_wait);
-        Ok(Fetcher { clients, cfg, gate })
+        Ok(Fetcher {
+            clients,
+            cfg,
+            gate,
+            archive: None,
+        })
     }
 
     /// Count attempts and pauses by host into `stats` (`--host-stats`).
     pub(crate) fn with_host_stats(mut self, stats: Option<Arc<HostStats>>) -> Fetcher {
         self.gate = self.gate.with_host_stats(stats);
+        self
+    }
+
+    /// `--warc`: hand robots.txt's exchanges to `sink`.
+    pub(crate) fn with_archive(mut self, sink: Option<WireSink>) -> Fetcher {
+        self.archive = sink;
         self
     }
 
@@ -230,6 +264,7 @@ impl Fetcher {
         // Time queued for the limits before the first attempt is not the fetch's.
         let mut first_start: Option<Instant> = None;
         let mut last: Option<Outcome> = None;
+        let mut wire = Vec::new();
         let repeatable = self.may_repeat(req);
         loop {
             let mut permit = match door.admit(&req.url, halt, self).await {
@@ -242,13 +277,15 @@ impl Fetcher {
                         Refusal::CircuitOpen(n) => Failure::CircuitOpen(n),
                         Refusal::Robots(why) => Failure::RobotsDisallowed(why),
                     };
-                    return report(last.unwrap_or((None, Err(failure))), attempts, first_start);
+                    let outcome = last.unwrap_or((None, Err(failure)));
+                    return report_with(outcome, attempts, first_start, wire);
                 }
             };
             first_start.get_or_insert_with(Instant::now);
             attempts += 1;
             let on = On { halt, tap };
-            let (head, body) = self.attempt(req, permit.take_probe(), on).await;
+            let ((head, body), seen) = self.attempt(req, permit.take_probe(), on).await;
+            wire.extend(seen);
             let answer = head.as_ref().map(|h| Answer {
                 status: h.status.as_u16(),
                 ttfb: h.ttfb,
@@ -259,7 +296,7 @@ impl Fetcher {
                 || halt.is_cancelled()
                 || !self.retryable(head.as_ref(), &body, repeatable)
             {
-                let mut done = report((head, body), attempts, first_start);
+                let mut done = report_with((head, body), attempts, first_start, wire);
                 done.slot = Some(permit.finish());
                 return done;
             }
@@ -288,7 +325,7 @@ impl Fetcher {
                     tracing::info!(%url, attempts, "retry after {reason}; waiting {:.0?}", delay);
                     tokio::select! {
                         biased;
-                        _ = halt.cancelled() => return report((head, body), attempts, first_start),
+                        _ = halt.cancelled() => return report_with((head, body), attempts, first_start, wire),
                         _ = tokio::time::sleep(delay) => {}
                     }
                 }
@@ -319,8 +356,15 @@ impl Fetcher {
     }
 
     /// One attempt: request, redirects, body; bounded by `--timeout` as a whole.
-    async fn attempt(&self, req: &Request, probe: Option<Probe>, on: On<'_>) -> Outcome {
-        let mut head = None;
+    /// Also gives the exchanges it saw (`--warc`): an answer only once its body
+    /// arrived whole.
+    async fn attempt(
+        &self,
+        req: &Request,
+        probe: Option<Probe>,
+        on: On<'_>,
+    ) -> (Outcome, Vec<Exchange>) {
+        let mut seen = Seen::new(self.cfg.wire);
         let timeout = self.cfg.timeout;
         let hops = Hops {
             follow: self.cfg.follow,
@@ -331,14 +375,18 @@ impl Fetcher {
             }),
         };
         let inner = async {
-            let response = self.follow(req, &mut head, probe, hops).await?;
-            super::tap::read_body(response, self.cfg.max_body, on.tap).await
+            let response = self.follow(req, &mut seen, probe, hops).await?;
+            let wire = seen.last.as_mut().map(|e| &mut e.payload);
+            super::tap::read_body(response, self.cfg.max_body, on.tap, wire).await
         };
         let body = match tokio::time::timeout(timeout, inner).await {
             Ok(body) => body,
             Err(_) => Err(timed_out(timeout)),
         };
-        (head, body)
+        let Seen { head, wire, last } = seen;
+        let mut wire = wire.unwrap_or_default();
+        wire.extend(last.filter(|_| body.is_ok()));
+        ((head, body), wire)
     }
 }
 

@@ -20,6 +20,7 @@ mod reuse;
 mod robots_get;
 mod tap;
 mod tls;
+mod wire;
 
 pub(crate) use body::Body;
 pub(crate) use clients::{ClientSettings, HttpVersions};
@@ -29,3 +30,4 @@ pub(crate) use fetcher::{FetchSettings, Fetcher, Report};
 pub(crate) use resolve::{LookupFn, Pin, parse_pin};
 pub(crate) use tap::{Piece, Tap};
 pub(crate) use tls::Tls;
+pub(crate) use wire::{Exchange, WireSink};

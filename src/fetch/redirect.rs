@@ -10,6 +10,7 @@ use url::Url;
 
 use super::classify::classify;
 use super::fetcher::{Fetcher, Head, redacted};
+use super::wire::{Exchange, Sent, accept_encoding, read_small};
 use crate::failure::Failure;
 use crate::input::Request;
 use crate::politeness::{Ask, Probe, Signals};
@@ -46,11 +47,11 @@ impl Fetcher {
         }
     }
 
-    /// Send `req` and follow its redirects; `head` is the last response's.
+    /// Send `req` and follow its redirects; `seen.head` is the last response's.
     pub(super) async fn follow(
         &self,
         req: &Request,
-        head: &mut Option<Head>,
+        seen: &mut Seen,
         mut probe: Option<Probe>,
         hops: Hops<'_>,
     ) -> Result<Response, Failure> {
@@ -72,6 +73,9 @@ impl Fetcher {
         for (name, value) in &req.headers {
             headers.insert(name.clone(), value.clone());
         }
+        if seen.wire.is_some() {
+            accept_encoding(&mut headers);
+        }
         if req.body.is_none() && body.is_some() && self.cfg.form_data {
             headers
                 .entry(header::CONTENT_TYPE)
@@ -88,7 +92,7 @@ impl Fetcher {
                 .clients
                 .get(&url)
                 .await?
-                .request(method.clone(), sent)
+                .request(method.clone(), sent.clone())
                 .headers(headers.clone());
             match &body {
                 Some(b) => request = request.body(b.clone()),
@@ -98,31 +102,44 @@ impl Fetcher {
                 }
                 None => {}
             }
+            let sent = seen.wire.is_some().then(|| {
+                let agent = &self.cfg.client.user_agent;
+                Sent::new(&method, &sent, &headers, body.as_deref(), agent)
+            });
+
             let response = self.send(request, self.may_repeat_method(&method)).await;
             // The connection is up and its protocol known: the host's other requests may go.
             drop(probe.take());
-            let response = response?;
+            let mut response = response?;
+            let exchange = sent.map(|sent| Exchange::begin(sent, &response));
             if !hops.follow {
+                seen.last = exchange;
                 break response;
             }
             let next = match redirect_target(&url, &response) {
                 Ok(Some(next)) => next,
-                Ok(None) => break response,
+                Ok(None) => {
+                    seen.last = exchange;
+                    break response;
+                }
                 Err(failure) => {
                     // The record names the 3xx that pointed nowhere usable.
-                    *head = Some(head_of(&response, url, redirects, start));
+                    seen.head = Some(head_of(&response, url, redirects, start));
+                    self.keep_hop(&mut response, exchange, seen).await;
                     return Err(failure);
                 }
             };
             if redirects == hops.most {
-                *head = Some(head_of(&response, url, redirects, start));
+                seen.head = Some(head_of(&response, url, redirects, start));
+                self.keep_hop(&mut response, exchange, seen).await;
                 return Err(Failure::TooManyRedirects(hops.most));
             }
+            self.keep_hop(&mut response, exchange, seen).await;
             // Every hop is a request to its origin: its robots.txt must allow it.
             if let Some(ask) = hops.ask
                 && let Err(why) = self.gate.check_hop(&next, ask).await
             {
-                *head = Some(head_of(&response, url, redirects, start));
+                seen.head = Some(head_of(&response, url, redirects, start));
                 let next = redacted(&next);
                 return Err(Failure::RobotsDisallowed(format!(
                     "redirect to {next}: {why}"
@@ -150,15 +167,57 @@ impl Fetcher {
             // Until the next hop answers, its failure (or the attempt's timeout)
             // is recorded where it happened: the hop's URL, the redirects so
             // far, and the last status received.
-            *head = Some(head_of(&response, next.clone(), redirects, start));
+            seen.head = Some(head_of(&response, next.clone(), redirects, start));
             url = next;
         };
         let mut last = head_of(&response, url, redirects, start);
         if self.cfg.keep_headers {
-            last.headers = Some(response.headers().clone());
+            let mut headers = response.headers().clone();
+            // Decoded here rather than by the client: its headers as reqwest leaves them.
+            if seen.wire.is_some() && headers.contains_key(header::CONTENT_ENCODING) {
+                headers.remove(header::CONTENT_ENCODING);
+                headers.remove(header::CONTENT_LENGTH);
+            }
+            last.headers = Some(headers);
         }
-        *head = Some(last);
+        seen.head = Some(last);
         Ok(response)
+    }
+
+    /// `--warc`: read a response that is not the answer (a redirect's), so its
+    /// exchange is kept whole. A body that fails to arrive leaves no exchange:
+    /// the request goes on as it would have without `--warc`.
+    async fn keep_hop(&self, response: &mut Response, exchange: Option<Exchange>, seen: &mut Seen) {
+        let Some(mut exchange) = exchange else { return };
+        let limit = usize::try_from(self.cfg.max_body).unwrap_or(usize::MAX);
+        if read_small(response, limit, Some(&mut exchange))
+            .await
+            .is_ok()
+            && let Some(wire) = &mut seen.wire
+        {
+            wire.push(exchange);
+        }
+    }
+}
+
+/// What an attempt saw: the last response's head and, with `--warc`, the
+/// exchanges so far and the answer's, whose body the caller reads.
+#[derive(Default)]
+pub(super) struct Seen {
+    pub(super) head: Option<Head>,
+    /// `--warc`: every exchange finished.
+    pub(super) wire: Option<Vec<super::wire::Exchange>>,
+    /// `--warc`: the answer, its payload still to be read.
+    pub(super) last: Option<Exchange>,
+}
+
+impl Seen {
+    /// Nothing seen yet; `wire`: keep the exchanges.
+    pub(super) fn new(wire: bool) -> Seen {
+        Seen {
+            wire: wire.then(Vec::new),
+            ..Seen::default()
+        }
     }
 }
 

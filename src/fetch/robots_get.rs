@@ -8,9 +8,9 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::classify::classify;
 use super::fetcher::{Fetcher, full_jitter, timed_out};
-use super::redirect::Hops;
+use super::redirect::{Hops, Seen};
+use super::wire::read_small;
 use crate::failure::Failure;
 use crate::input::Request;
 use crate::politeness::{ROBOTS_MAX_BYTES, RobotsSource, Rules};
@@ -19,8 +19,9 @@ impl Fetcher {
     /// One try at a robots.txt: at least five redirects whatever
     /// `--max-redirects`, across origins, and its first
     /// [`ROBOTS_MAX_BYTES`] (the rest is not read).
+    /// With `--warc`, its exchanges go to the archive.
     async fn robots_attempt(&self, url: &Url) -> (Option<u16>, Result<Vec<u8>, String>) {
-        let mut head = None;
+        let mut seen = Seen::new(self.cfg.wire);
         let hops = Hops {
             follow: true,
             most: self.cfg.max_redirects.max(5),
@@ -28,22 +29,23 @@ impl Fetcher {
         };
         let inner = async {
             let mut response = self
-                .follow(&Request::own_get(url.clone()), &mut head, None, hops)
+                .follow(&Request::own_get(url.clone()), &mut seen, None, hops)
                 .await?;
-            let mut text = Vec::new();
-            while text.len() < ROBOTS_MAX_BYTES {
-                match response.chunk().await.map_err(classify)? {
-                    Some(chunk) => text.extend_from_slice(&chunk),
-                    None => break,
-                }
-            }
-            text.truncate(ROBOTS_MAX_BYTES);
+            let (text, _) = read_small(&mut response, ROBOTS_MAX_BYTES, seen.last.as_mut()).await?;
             Ok(text)
         };
         let body = match tokio::time::timeout(self.cfg.timeout, inner).await {
             Ok(body) => body,
             Err(_) => Err(timed_out(self.cfg.timeout)),
         };
+        let Seen { head, wire, last } = seen;
+        if let Some(archive) = &self.archive {
+            let mut wire = wire.unwrap_or_default();
+            wire.extend(last.filter(|_| body.is_ok()));
+            if !wire.is_empty() {
+                archive(wire).await;
+            }
+        }
         let status = head.as_ref().map(|h| h.status.as_u16());
         (status, body.map_err(|f: Failure| f.to_string()))
     }

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use super::body::Body;
 use super::classify::classify;
 use super::digest::Running;
+use super::wire::Decoder;
 use crate::failure::Failure;
 use crate::values::HashKind;
 
@@ -75,17 +76,65 @@ pub(crate) struct Tap {
 /// Read the decoded body, stopping as soon as it exceeds `max` bytes (so a
 /// decompression bomb is never inflated past the limit).
 /// With a `tap`, a large body is hashed as it arrives.
+/// With `wire` (`--warc`), the body arrives as the server encoded it: its
+/// chunks are kept there as they came, and decoded here.
 pub(crate) async fn read_body(
     mut response: Response,
     max: u64,
     tap: Option<&Tap>,
+    wire: Option<&mut Vec<Bytes>>,
 ) -> Result<Body, Failure> {
+    if let Some(wire) = wire {
+        return read_encoded(response, max, tap, wire).await;
+    }
     let mut body = Reading::new(tap, response.content_length());
     while let Some(chunk) = response.chunk().await.map_err(classify)? {
         if (body.len() + chunk.len()) as u64 > max {
             return Err(Failure::BodyTooLarge(max));
         }
         body.push(chunk).await?;
+    }
+    body.finish().await
+}
+
+/// [`read_body`] of a body the client did not decode.
+async fn read_encoded(
+    mut response: Response,
+    max: u64,
+    tap: Option<&Tap>,
+    wire: &mut Vec<Bytes>,
+) -> Result<Body, Failure> {
+    let mut decoder = Some(Decoder::for_headers(response.headers()));
+    let identity = decoder.as_ref().is_some_and(Decoder::is_identity);
+    let length = response.content_length().filter(|_| identity);
+    let mut body = Reading::new(tap, length);
+    let (mut raw, mut decoded) = (0u64, 0u64);
+    let mut pieces = Vec::new();
+    while let Some(decoding) = decoder.as_mut() {
+        let mut limit = |b: Bytes| {
+            decoded += b.len() as u64;
+            match decoded > max {
+                true => Err(Failure::BodyTooLarge(max)),
+                false => {
+                    pieces.push(b);
+                    Ok(())
+                }
+            }
+        };
+        match response.chunk().await.map_err(classify)? {
+            Some(chunk) => {
+                raw += chunk.len() as u64;
+                if raw > max {
+                    return Err(Failure::BodyTooLarge(max));
+                }
+                wire.push(chunk.clone());
+                decoding.feed(&chunk, &mut limit)?;
+            }
+            None => decoder.take().expect("decoding").finish(&mut limit)?,
+        }
+        for piece in pieces.drain(..) {
+            body.push(piece).await?;
+        }
     }
     body.finish().await
 }

@@ -20,7 +20,7 @@ pub use progress::Progress;
 pub(crate) use progress::{ProgressMode, UiSettings, init_logging};
 pub(crate) use queue::{ToWriter, queue};
 pub(crate) use record::CREDENTIALS;
-pub use record::{Change, Record, RequestParts};
+pub use record::{Change, Record, RequestParts, WarcPointer};
 pub use schema::{record as record_schema, summary as summary_schema};
 pub(crate) use summary::Stats;
 pub use summary::{RobotsCounts, SCHEMA_VERSION, Stop, Summary};

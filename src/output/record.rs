@@ -9,6 +9,16 @@ use serde_json::Value;
 
 use crate::failure::{ErrorInfo, ErrorKind};
 
+/// Where a WARC record lies: `dd if=FILE bs=1 skip=OFFSET count=LENGTH` is
+/// the record (one gzip member in a `.warc.gz`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WarcPointer {
+    /// The WARC file, as `--warc` named its folder, under its final name.
+    pub file: String,
+    pub offset: u64,
+    pub length: u64,
+}
+
 /// One output line, for one input line. Absent values are omitted, never null.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Record {
@@ -81,6 +91,9 @@ pub struct Record {
     /// `--exec`: the worker's answer to this body, any JSON value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<Value>,
+    /// `--warc`: where this input's final response (or revisit) record lies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warc: Option<WarcPointer>,
     /// A failure of a request object that asked for its own method, headers
     /// or body: those parts as given, so the record fed back as input makes
     /// the same request (credentials excepted: see [`RequestParts`]).

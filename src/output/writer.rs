@@ -92,6 +92,7 @@ pub(crate) fn refuse_to_overwrite_inputs(
     since: &[PathBuf],
     cfg: &OutputSettings,
     save: Option<&Path>,
+    warc: &[PathBuf],
 ) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
@@ -124,6 +125,7 @@ pub(crate) fn refuse_to_overwrite_inputs(
     let targets: Vec<(&str, &Path)> = targets
         .into_iter()
         .filter_map(|(flag, path)| Some((flag, path?)))
+        .chain(warc.iter().map(|p| ("--warc", p.as_path())))
         .collect();
     for &(flag, path) in &targets {
         let Some(id) = identity(path) else { continue };

@@ -8,19 +8,21 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::assemble::assemble;
 use super::builtins::{self, ProcessSettings};
 use super::exec::{self, Pool};
 use super::hash;
+use crate::archive::Archive;
 use crate::failure::{ErrorKind, Failure};
 use crate::fetch::Body;
+use crate::fetch::Exchange;
 use crate::fetch::Piece;
 use crate::fetch::Report;
 use crate::input::Job;
-use crate::output::Record;
 use crate::output::{Finished, ToWriter};
+use crate::output::{Record, WarcPointer};
 use crate::runs::{self, Since};
 use crate::values::{HashKind, StatusSet};
 
@@ -81,6 +83,47 @@ pub(crate) struct Processing {
     pub(crate) since: Option<Arc<Since>>,
     /// `--exec`: the user's workers.
     pub(crate) exec: Option<Arc<Pool>>,
+    /// `--warc`: where each fetch's exchanges are archived.
+    pub(crate) archive: Option<Arc<Archive>>,
+}
+
+/// An input's records on their way into the archive.
+type Archiving = Option<oneshot::Receiver<Result<Option<WarcPointer>, String>>>;
+
+/// `--warc`: build the records of `exchanges` (here: CPU work, on a lane)
+/// and hand them to the archive's writer.
+fn archive(p: &Processing, exchanges: &[Exchange]) -> Archiving {
+    let archive = p.archive.as_ref().filter(|_| !exchanges.is_empty())?;
+    Some(archive.store(archive.build(exchanges, false)))
+}
+
+/// The record's pointer once its records are written; a record whose
+/// exchanges could not be archived is `cancelled` (`--resume` fetches it again).
+pub(crate) fn archived(record: &mut Record, written: Option<Result<Option<WarcPointer>, String>>) {
+    match written {
+        None => {}
+        Some(Ok(pointer)) => record.warc = pointer,
+        Some(Err(why)) => {
+            record.ok = false;
+            record.error = Some(Failure::Cancelled(format!("not archived: {why}")).info());
+        }
+    }
+}
+
+/// [`archive`] from the runtime (a 304's revisit): built off it.
+pub(crate) async fn archive_async(
+    p: &Processing,
+    exchanges: Vec<Exchange>,
+    not_modified: bool,
+) -> Option<Result<Option<WarcPointer>, String>> {
+    let archive = p.archive.clone().filter(|_| !exchanges.is_empty())?;
+    let builder = archive.clone();
+    let built = tokio::task::spawn_blocking(move || builder.build(&exchanges, not_modified));
+    let written = match built.await {
+        Ok(built) => archive.store(built).await,
+        Err(_) => return Some(Err("--warc: building the records panicked".into())),
+    };
+    Some(written.unwrap_or_else(|_| Err("--warc: the writer stopped".into())))
 }
 
 /// The record of a job read but never fetched: the run was stopped.
@@ -162,8 +205,11 @@ pub(crate) fn lane(
                 let chunks = report.body.as_ref().ok().cloned();
                 (headers, chunks)
             });
+            let exchanges = std::mem::take(&mut report.exchanges);
             let record = processed(p, job, report, sha256, prev.as_deref());
-            let done = Finished {
+            let archiving = archive(p, &exchanges);
+            drop(exchanges);
+            let mut done = Finished {
                 record,
                 place: Some(window),
             };
@@ -173,16 +219,21 @@ pub(crate) fn lane(
                         body.filter(|_| !p.settings.exec.as_ref().is_some_and(|e| e.headers_only));
                     let body = body.as_ref().map(|b| b.contiguous());
                     let line = exec::request_line(&done.record, headers.as_ref(), body.as_deref());
-                    asked.push((done, pool.ask(line), budget));
+                    asked.push((done, archiving, pool.ask(line), budget));
                 }
                 _ => {
+                    archived(
+                        &mut done.record,
+                        archiving
+                            .map(|w| w.blocking_recv().unwrap_or_else(|_| Err(STOPPED.into()))),
+                    );
                     if tx.blocking_send(done).is_err() {
                         return;
                     }
                 }
             }
         }
-        for (mut done, answer, _budget) in asked {
+        for (mut done, archiving, answer, _budget) in asked {
             let answer = answer.blocking_recv().unwrap_or_else(|_| {
                 Err(Failure::Process("--exec: the workers were stopped".into()))
             });
@@ -193,12 +244,18 @@ pub(crate) fn lane(
                     done.record.error = Some(failure.info());
                 }
             }
+            archived(
+                &mut done.record,
+                archiving.map(|w| w.blocking_recv().unwrap_or_else(|_| Err(STOPPED.into()))),
+            );
             if tx.blocking_send(done).is_err() {
                 return;
             }
         }
     }
 }
+
+const STOPPED: &str = "--warc: the writer stopped";
 
 /// Wait for the next body, then take the others already waiting, up to a batch.
 /// Taking all of them beat taking only this lane's share (fewer wake-ups, more

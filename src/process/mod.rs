@@ -26,5 +26,6 @@ pub(crate) use hash::{blake3_hex, sha256_hex};
 #[cfg(test)]
 pub(crate) use lanes::guarded;
 pub(crate) use lanes::{
-    LaneBudget, Processing, Task, Work, cores, lane, not_started, processed, unmodified,
+    LaneBudget, Processing, Task, Work, archive_async, archived, cores, lane, not_started,
+    processed, unmodified,
 };
