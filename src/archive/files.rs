@@ -174,8 +174,14 @@ impl Files {
         // short of a full disk.
         let mut all = Vec::with_capacity(members.iter().map(|m| m.bytes.len()).sum());
         let mut at = current.len;
+        // A plain record's length, as warcio and cdxj-indexer count it, leaves
+        // out the line ends after it.
+        let trailer = match self.names.packing {
+            Packing::Plain => 4,
+            Packing::Gzip => 0,
+        };
         for (i, member) in members.iter().enumerate() {
-            let length = member.bytes.len() as u64;
+            let length = member.bytes.len() as u64 - trailer;
             if let Some(fields) = &member.index
                 && self.cdxj
             {
@@ -189,7 +195,7 @@ impl Files {
                 });
             }
             all.extend_from_slice(&member.bytes);
-            at += length;
+            at += length + trailer;
         }
         current.file.write_all(&all)?;
         current.len = at;

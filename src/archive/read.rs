@@ -117,9 +117,11 @@ pub fn whole_records(path: &Path, packing: Packing) -> std::io::Result<(Vec<Warc
             Some((fields, block, used))
                 if packing == Packing::Plain || used == bytes.as_ref().map_or(0, Vec::len) =>
             {
+                // As warcio counts it: a plain record without the line ends after it.
+                let trailer = if packing == Packing::Plain { 4 } else { 0 };
                 records.push(WarcRecord {
                     offset,
-                    length: input.at - offset,
+                    length: input.at - offset - trailer,
                     fields,
                     block,
                 });
@@ -186,4 +188,88 @@ fn parse(bytes: &[u8]) -> Option<(WarcFields, Vec<u8>, usize)> {
         return None;
     }
     Some((fields, bytes[start..end].to_vec(), end + 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reader against files warcio wrote (tests/fixtures; offsets and
+    /// lengths as `warcio index` gives them, the index as cdxj-indexer's).
+    #[test]
+    fn files_written_by_warcio_read_back_with_its_offsets() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let cases = [
+            (
+                "warcio-written.warc.gz",
+                Packing::Gzip,
+                [(0, 258), (258, 335), (593, 356), (949, 339), (1288, 355)],
+            ),
+            (
+                "warcio-written.warc",
+                Packing::Plain,
+                [(0, 312), (316, 448), (768, 470), (1242, 461), (1707, 470)],
+            ),
+        ];
+        for (name, packing, places) in cases {
+            let path = fixtures.join(name);
+            let (records, end) = whole_records(&path, packing).unwrap();
+            assert_eq!(end, std::fs::metadata(&path).unwrap().len(), "{name}");
+            let found: Vec<(u64, u64)> = records.iter().map(|r| (r.offset, r.length)).collect();
+            assert_eq!(found, places, "{name}");
+            let kinds: Vec<_> = records
+                .iter()
+                .map(|r| r.field("WARC-Type").unwrap())
+                .collect();
+            assert_eq!(
+                kinds,
+                ["warcinfo", "response", "request", "response", "request"]
+            );
+            let index = records[1].index().unwrap();
+            assert_eq!(
+                index.line(records[1].offset, records[1].length, name),
+                format!(
+                    "com,example)/0 {} {{\"url\": \"http://example.com/0\", \"mime\": \"text/plain\", \
+                     \"status\": \"200\", \"digest\": \"sha1:ATMD46BPSGTF53V6QZLSWGKUUKUSDQKH\", \
+                     \"length\": \"{}\", \"offset\": \"{}\", \"filename\": \"{name}\"}}",
+                    super::super::cdxj::timestamp(records[1].field("WARC-Date").unwrap()),
+                    records[1].length,
+                    records[1].offset,
+                )
+            );
+            assert!(records[1].block.ends_with(b"hello from warcio\n"));
+        }
+    }
+
+    /// A file cut anywhere reads back as its whole records before the cut.
+    #[test]
+    fn a_torn_file_ends_at_its_last_whole_record() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let dir = tempfile::tempdir().unwrap();
+        for (name, packing) in [
+            ("warcio-written.warc.gz", Packing::Gzip),
+            ("warcio-written.warc", Packing::Plain),
+        ] {
+            let bytes = std::fs::read(fixtures.join(name)).unwrap();
+            let (whole, _) = whole_records(&fixtures.join(name), packing).unwrap();
+            for cut in [1, 100, 258, 300, 600, 949, 1000, bytes.len() - 1] {
+                let torn = dir.path().join("torn");
+                std::fs::write(&torn, &bytes[..cut]).unwrap();
+                let (records, end) = whole_records(&torn, packing).unwrap();
+                let expected: Vec<u64> = whole
+                    .iter()
+                    .filter(|r| {
+                        r.offset + r.length + 4 <= cut as u64
+                            || (packing == Packing::Gzip && r.offset + r.length <= cut as u64)
+                    })
+                    .map(|r| r.offset)
+                    .collect();
+                let found: Vec<u64> = records.iter().map(|r| r.offset).collect();
+                assert_eq!(found, expected, "{name} cut at {cut}");
+                let trailer = if packing == Packing::Plain { 4 } else { 0 };
+                let last = records.last().map_or(0, |r| r.offset + r.length + trailer);
+                assert_eq!(end, last, "{name} cut at {cut}");
+            }
+        }
+    }
 }

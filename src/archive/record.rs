@@ -275,11 +275,13 @@ pub(crate) fn warcinfo(filename: &str, info: &[(String, String)], packing: Packi
     }
     let date = warc_date(SystemTime::now());
     let id = record_id();
+    let digest = sha1_of(&[text.as_bytes()]);
     let fields = [
         ("WARC-Date", date.as_str()),
         ("WARC-Record-ID", id.as_str()),
         ("WARC-Filename", filename),
         ("Content-Type", "application/warc-fields"),
+        ("WARC-Block-Digest", digest.as_str()),
     ];
     member("warcinfo", &fields, text.as_bytes(), &[], packing)
 }

@@ -2,6 +2,7 @@
 //! inside the test on 127.0.0.1 with a random port (`trawl::demo::Server`); nothing
 //! here touches the public internet.
 
+mod archive;
 mod binary;
 mod exec;
 mod fetching;
