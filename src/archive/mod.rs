@@ -93,6 +93,11 @@ pub(crate) struct Archive {
     broken: CancellationToken,
 }
 
+/// How many distinct payloads a run remembers for revisits (about 250 bytes
+/// each): memory stays bounded however long the list; past it, a payload not
+/// remembered is written whole again.
+const REMEMBERED: usize = 100_000;
+
 /// Batches waiting for the writer thread.
 const QUEUE: usize = 256;
 
@@ -158,19 +163,26 @@ impl Archive {
             let [request, response] =
                 record::exchange_records(exchange, &kind, &payload, self.packing);
             if let Kind::Response = kind {
-                // Keep the first record of a payload for the revisits to name.
-                let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-                seen.entry(payload.clone()).or_insert(Original {
-                    id: response.id.clone(),
-                    uri: exchange.url.to_string(),
-                    date: record::warc_date(exchange.sent),
-                });
+                self.remember(&payload, &response, exchange);
             }
             members.push(request);
             members.push(response);
         }
         let answer = (!members.is_empty()).then(|| members.len() - 1);
         Built { members, answer }
+    }
+
+    /// Keep the first record of a payload, for the revisits to name.
+    fn remember(&self, payload: &str, response: &Member, exchange: &Exchange) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < REMEMBERED && !seen.contains_key(payload) {
+            let original = Original {
+                id: response.id.clone(),
+                uri: exchange.url.to_string(),
+                date: record::warc_date(exchange.sent),
+            };
+            seen.insert(payload.to_owned(), original);
+        }
     }
 
     /// A response, or a revisit of the payload's first record.
