@@ -482,6 +482,7 @@ def scenarios(base, tls, tls1, runs, scale, only):
         yield ("Nightly re-runs: --since PREV as the list and PREV grow (tiny responses, c=64)", "\n".join(rows))
 
     yield from exec_scenarios(base, runs, scale, want)
+    yield from warc_scenarios(base, runs, scale, want)
 
 
 def exec_scenarios(base, runs, scale, want):
@@ -532,6 +533,43 @@ def exec_scenarios(base, runs, scale, want):
                table(res, base="trawl --exec (5 ms of CPU per body)") + "\n\n" +
                verdict(wall <= 1.3 * ideal, f"wall {wall:.2f} s against total worker CPU / cores = {ideal:.2f} s: "
                                              f"{wall / ideal:.2f} x (target <= 1.3)"))
+
+
+def warc_scenarios(base, runs, scale, want):
+    """--warc: the cost of archiving, beside the same run without it; wget --warc-file as an anchor."""
+    cases = (("warc-tiny", 20000, "/b/16?i={}", 64, (), "tiny"),
+             ("warc-html", 5000, "/h/{}?size=10240", 32, ("--title",), "HTML pages of 10 KiB, --title"),
+             ("warc-mb", 600, "/b/1048576?i={}", 16, (), "bodies of 1 MiB"))
+    for name, n, path, c, extra, what in cases:
+        if not want(name) and not want("warc"):
+            continue
+        n //= scale
+        lst = write_list(name, (base + path.format(i) for i in range(n)))
+        plain = [TRAWL, lst, "-c", str(c), "-q", "--retries", "0", *extra]
+        warc = os.path.join(TMP, f"{name}.warc.gz")
+        tools = {"trawl": (plain, None, False), "trawl --warc": (plain + ["--warc", warc], None, False)}
+        res = run_scenario(name, tools, runs)
+        t, w = med(res["trawl"], "wall"), med(res["trawl --warc"], "wall")
+        more = med(res["trawl --warc"], "rss") - med(res["trawl"], "rss")
+        size = os.path.getsize(warc) / (1 << 20)
+        rows = [table(res), "",
+                verdict(w <= 1.25 * t and more <= 16,
+                        f"--warc / without = {w / t:.2f} (target <= 1.25); peak RSS {more:+.1f} MiB (target <= +16); "
+                        f"the WARC file: {size:.1f} MiB"),
+                ]
+        if name == "warc-tiny":
+            if have("wget"):
+                k = min(n, 1000)
+                few = write_list("warc-few", (base + path.format(i) for i in range(k)))
+                cmd = ["wget", "-q", "--warc-file", os.path.join(TMP, "wget"), "-i", few, "-O", "/dev/null"]
+                walls = [measure(cmd, sampling=False)["wall"] for _ in range(max(1, runs // 2))]
+                per_url = statistics.median(walls) / k
+                rows.append(f"Anchor (sequential, not a peer): wget --warc-file on {k} of the URLs, "
+                            f"{per_url * 1000:.2f} ms a URL against {w / n * 1000:.3f} ms for trawl --warc: "
+                            f"{per_url / (w / n):.0f} x")
+            else:
+                notes.append("warc-tiny: wget not installed, its anchor skipped")
+        yield (f"--warc: {n} {what}, c={c}, with and without --warc", "\n".join(rows))
 
 
 def machine():

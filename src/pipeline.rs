@@ -191,7 +191,10 @@ pub(crate) async fn run(
         .collect();
     let tap = (cfg.process.hash != HashKind::None).then(|| Tap {
         kind: cfg.process.hash,
-        keep: process::needs_whole_body(&cfg.process) || cfg.process.save.is_some(),
+        // `--warc` archives every byte: none is let go once hashed.
+        keep: process::needs_whole_body(&cfg.process)
+            || cfg.process.save.is_some()
+            || cfg.archive.is_some(),
         join: cfg.process.hash == HashKind::Sha256 && process::hash_group(together).is_some(),
         lanes: {
             let lanes = work_tx.clone();

@@ -67,6 +67,9 @@ impl Names {
     }
 }
 
+/// One input's records, and which of them its pointer names.
+pub(crate) type Input = (Vec<Member>, Option<usize>);
+
 /// The file being written.
 struct Current {
     n: u32,
@@ -136,16 +139,16 @@ impl Files {
         Ok(())
     }
 
-    /// Append one input's records; the pointer to record `answer`, if any.
+    /// Append inputs' records (each input's, and the one of them its
+    /// pointer names); the pointers.
     pub(crate) fn append(
         &mut self,
-        members: Vec<Member>,
-        answer: Option<usize>,
-    ) -> Result<Option<WarcPointer>, String> {
+        inputs: Vec<Input>,
+    ) -> Result<Vec<Option<WarcPointer>>, String> {
         if let Some(broken) = &self.broken {
             return Err(broken.clone());
         }
-        match self.write(members, answer) {
+        match self.write(inputs) {
             Ok(pointer) => Ok(pointer),
             Err(e) => {
                 let path = self.current.as_ref().map(|c| self.open_path(c.n));
@@ -159,50 +162,76 @@ impl Files {
         }
     }
 
-    fn write(
+    fn write(&mut self, inputs: Vec<Input>) -> std::io::Result<Vec<Option<WarcPointer>>> {
+        let mut pointers = Vec::with_capacity(inputs.len());
+        let mut rest = &inputs[..];
+        while !rest.is_empty() {
+            let taken = self.write_some(rest, &mut pointers)?;
+            rest = &rest[taken..];
+        }
+        Ok(pointers)
+    }
+
+    /// Write inputs from the start of `inputs` into the current file, in one
+    /// write (fewer system calls), up to the one that takes it past
+    /// `--warc-max-size` (then the file is closed); how many were written.
+    fn write_some(
         &mut self,
-        members: Vec<Member>,
-        answer: Option<usize>,
-    ) -> std::io::Result<Option<WarcPointer>> {
+        inputs: &[Input],
+        pointers: &mut Vec<Option<WarcPointer>>,
+    ) -> std::io::Result<usize> {
         if self.current.is_none() {
             self.start()?;
         }
         let current = self.current.as_mut().expect("a file is open");
         let name = self.names.name(current.n);
-        let mut pointer = None;
-        // One write for the input's records: they land together or not at all,
-        // short of a full disk.
-        let mut all = Vec::with_capacity(members.iter().map(|m| m.bytes.len()).sum());
-        let mut at = current.len;
+        let file = self.names.dir.join(&name).display().to_string();
         // A plain record's length, as warcio and cdxj-indexer count it, leaves
         // out the line ends after it.
         let trailer = match self.names.packing {
             Packing::Plain => 4,
             Packing::Gzip => 0,
         };
-        for (i, member) in members.iter().enumerate() {
-            let length = member.bytes.len() as u64 - trailer;
-            if let Some(fields) = &member.index
-                && self.cdxj
-            {
-                current.lines.push(fields.line(at, length, &name));
+        let mut at = current.len;
+        let mut taken = 0;
+        let mut full = false;
+        for (members, answer) in inputs {
+            let mut pointer = None;
+            for (i, member) in members.iter().enumerate() {
+                let length = member.bytes.len() as u64 - trailer;
+                if let Some(fields) = &member.index
+                    && self.cdxj
+                {
+                    current.lines.push(fields.line(at, length, &name));
+                }
+                if *answer == Some(i) {
+                    let file = file.clone();
+                    pointer = Some(WarcPointer {
+                        file,
+                        offset: at,
+                        length,
+                    });
+                }
+                at += length + trailer;
             }
-            if answer == Some(i) {
-                pointer = Some(WarcPointer {
-                    file: self.names.dir.join(&name).display().to_string(),
-                    offset: at,
-                    length,
-                });
+            pointers.push(pointer);
+            taken += 1;
+            full = self.max_size.is_some_and(|max| at >= max);
+            if full {
+                break;
             }
-            all.extend_from_slice(&member.bytes);
-            at += length + trailer;
         }
-        current.file.write_all(&all)?;
+        let slices: Vec<&[u8]> = inputs[..taken]
+            .iter()
+            .flat_map(|(m, _)| m)
+            .map(|m| &m.bytes[..])
+            .collect();
+        write_all_vectored(&mut current.file, &slices)?;
         current.len = at;
-        if self.max_size.is_some_and(|max| at >= max) {
+        if full {
             self.close()?;
         }
-        Ok(pointer)
+        Ok(taken)
     }
 
     /// Close the file being written: its index, then its final name.
@@ -227,6 +256,32 @@ impl Files {
         self.close()
             .map_err(|e| format!("--warc: cannot close the last file: {e}"))
     }
+}
+
+/// Every byte of `slices`, in as few system calls as the kernel allows
+/// (`Write::write_all_vectored` is not stable yet).
+fn write_all_vectored(file: &mut File, slices: &[&[u8]]) -> std::io::Result<()> {
+    let mut rest: Vec<&[u8]> = slices.iter().copied().filter(|s| !s.is_empty()).collect();
+    let mut start = 0;
+    while start < rest.len() {
+        let io: Vec<std::io::IoSlice> = rest[start..]
+            .iter()
+            .take(1024)
+            .map(|s| std::io::IoSlice::new(s))
+            .collect();
+        let mut n = file.write_vectored(&io)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while start < rest.len() && n >= rest[start].len() {
+            n -= rest[start].len();
+            start += 1;
+        }
+        if n > 0 {
+            rest[start] = &rest[start][n..];
+        }
+    }
+    Ok(())
 }
 
 fn write_index(path: &Path, mut lines: Vec<String>) -> std::io::Result<()> {

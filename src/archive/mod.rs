@@ -77,9 +77,12 @@ pub(crate) struct Built {
     answer: Option<usize>,
 }
 
+/// Pointers to each input's answer record, once its records are written.
+type Written = Result<Vec<Option<WarcPointer>>, String>;
+
 struct Batch {
-    built: Built,
-    reply: oneshot::Sender<Result<Option<WarcPointer>, String>>,
+    built: Vec<Built>,
+    reply: oneshot::Sender<Written>,
 }
 
 /// The archive of a run: builds records, and hands them to the writer thread.
@@ -197,12 +200,9 @@ impl Archive {
         }
     }
 
-    /// Hand built records to the writer thread; the answer's pointer follows
-    /// once they are written.
-    pub(crate) fn store(
-        &self,
-        built: Built,
-    ) -> oneshot::Receiver<Result<Option<WarcPointer>, String>> {
+    /// Hand inputs' built records to the writer thread, to be written at
+    /// once; each answer's pointer follows once they are.
+    pub(crate) fn store(&self, built: Vec<Built>) -> oneshot::Receiver<Written> {
         let (reply, answer) = oneshot::channel();
         let to_files = self.to_files.lock().unwrap_or_else(|e| e.into_inner());
         match to_files.as_ref() {
@@ -229,7 +229,7 @@ impl Archive {
                     tokio::task::spawn_blocking(move || archive.build(&exchanges, false)).await
                 };
                 if let Ok(built) = built {
-                    let _ = archive.store(built).await;
+                    let _ = archive.store(vec![built]).await;
                 }
             })
         })
@@ -265,7 +265,12 @@ fn write_all(
     broken: CancellationToken,
 ) -> Result<(), String> {
     while let Ok(batch) = rx.recv() {
-        let result = files.append(batch.built.members, batch.built.answer);
+        let inputs = batch
+            .built
+            .into_iter()
+            .map(|b| (b.members, b.answer))
+            .collect();
+        let result = files.append(inputs);
         if result.is_err() {
             broken.cancel();
         }

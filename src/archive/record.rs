@@ -97,38 +97,94 @@ pub(crate) fn member(
             out
         }
         Packing::Gzip => {
-            let level = compression(head, body);
-            let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(length / 2 + 256), level);
-            let written = gz
-                .write_all(&top)
-                .and_then(|()| gz.write_all(head))
-                .and_then(|()| body.iter().try_for_each(|c| gz.write_all(c)))
-                .and_then(|()| gz.write_all(b"\r\n\r\n"));
-            written
-                .and_then(|()| gz.finish())
-                .expect("writing to memory cannot fail")
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(body.len() + 3);
+            parts.extend([&top[..], head]);
+            parts.extend(body.iter().map(|c| &c[..]));
+            parts.push(b"\r\n\r\n");
+            let mut out = Vec::with_capacity(top.len() + length / 3 + 64);
+            gzip_member(&parts, shrinks(body), &mut out);
+            out
         }
     }
 }
 
-/// The gzip level: fast, or none for a body that does not shrink (already
-/// compressed, images, random bytes), whose deflating would cost the most and
-/// save nothing. Judged from the first 16 KiB.
-fn compression(head: &[u8], body: &[Bytes]) -> flate2::Compression {
+/// A gzip member's header: no name, no time, "unknown" OS (RFC 1952).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+
+thread_local! {
+    /// Each lane's two deflaters (fast, and stored), reset for every record:
+    /// a new one per record cost more than the compressing (its state is
+    /// allocated and zeroed each time).
+    static DEFLATERS: std::cell::RefCell<[flate2::Compress; 2]> = std::cell::RefCell::new([
+        flate2::Compress::new(flate2::Compression::fast(), false),
+        flate2::Compress::new(flate2::Compression::none(), false),
+    ]);
+}
+
+/// `parts`, one after another, as one gzip member appended to `out`;
+/// deflated fast, or only stored (`deflate` false).
+fn gzip_member(parts: &[&[u8]], deflate: bool, out: &mut Vec<u8>) {
+    use flate2::{FlushCompress, Status};
+    out.extend_from_slice(&GZIP_HEADER);
+    let mut crc = crc32fast::Hasher::new();
+    let mut size = 0u32;
+    DEFLATERS.with(|d| {
+        let mut deflaters = d.borrow_mut();
+        let z = &mut deflaters[usize::from(!deflate)];
+        z.reset();
+        for (i, part) in parts.iter().enumerate() {
+            crc.update(part);
+            size = size.wrapping_add(part.len() as u32);
+            let last = i + 1 == parts.len();
+            let flush = if last {
+                FlushCompress::Finish
+            } else {
+                FlushCompress::None
+            };
+            let mut rest = *part;
+            loop {
+                out.reserve(rest.len() / 2 + 1024);
+                let before = z.total_in();
+                let status = z
+                    .compress_vec(rest, out, flush)
+                    .expect("deflating to memory");
+                rest = &rest[(z.total_in() - before) as usize..];
+                let done = match last {
+                    true => status == Status::StreamEnd,
+                    false => rest.is_empty(),
+                };
+                if done {
+                    break;
+                }
+            }
+        }
+    });
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&size.to_le_bytes());
+}
+
+/// Whether a body is worth deflating: not when its first 16 KiB look random
+/// (already compressed, images, archives: over 7.5 bits of entropy a byte),
+/// where deflating would cost the most and save nothing.
+fn shrinks(body: &[Bytes]) -> bool {
     let sample = body
         .first()
         .map_or(&[][..], |c| &c[..c.len().min(16 * 1024)]);
     if sample.len() < 4096 {
-        return flate2::Compression::fast();
+        return true;
     }
-    let mut probe = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-    let _ = probe.write_all(sample);
-    let shrunk = probe.finish().map_or(sample.len(), |v| v.len());
-    let _ = head;
-    match shrunk * 10 > sample.len() * 9 {
-        true => flate2::Compression::none(),
-        false => flate2::Compression::fast(),
-    }
+    let mut counts = [0u32; 256];
+    sample.iter().for_each(|&b| counts[usize::from(b)] += 1);
+    let n = sample.len() as f64;
+    let bits: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    bits < 7.5
 }
 
 /// The response as HTTP/1.1 text: status line, headers as received, blank

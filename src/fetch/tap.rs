@@ -127,7 +127,10 @@ async fn read_encoded(
                 if raw > max {
                     return Err(Failure::BodyTooLarge(max));
                 }
-                wire.push(chunk.clone());
+                // Not encoded: the body's own chunks are the wire form (below).
+                if !identity {
+                    wire.push(chunk.clone());
+                }
                 decoding.feed(&chunk, &mut limit)?;
             }
             None => decoder.take().expect("decoding").finish(&mut limit)?,
@@ -136,7 +139,13 @@ async fn read_encoded(
             body.push(piece).await?;
         }
     }
-    body.finish().await
+    let body = body.finish().await?;
+    if identity {
+        // Held once: the archive shares the body's buffers (the tap keeps
+        // every piece under --warc).
+        wire.extend(body.chunks().iter().cloned());
+    }
+    Ok(body)
 }
 
 /// One attempt's body being read, and its digest once begun.

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::assemble::assemble;
 use super::builtins::{self, ProcessSettings};
@@ -87,16 +87,6 @@ pub(crate) struct Processing {
     pub(crate) archive: Option<Arc<Archive>>,
 }
 
-/// An input's records on their way into the archive.
-type Archiving = Option<oneshot::Receiver<Result<Option<WarcPointer>, String>>>;
-
-/// `--warc`: build the records of `exchanges` (here: CPU work, on a lane)
-/// and hand them to the archive's writer.
-fn archive(p: &Processing, exchanges: &[Exchange]) -> Archiving {
-    let archive = p.archive.as_ref().filter(|_| !exchanges.is_empty())?;
-    Some(archive.store(archive.build(exchanges, false)))
-}
-
 /// The record's pointer once its records are written; a record whose
 /// exchanges could not be archived is `cancelled` (`--resume` fetches it again).
 pub(crate) fn archived(record: &mut Record, written: Option<Result<Option<WarcPointer>, String>>) {
@@ -120,10 +110,11 @@ pub(crate) async fn archive_async(
     let builder = archive.clone();
     let built = tokio::task::spawn_blocking(move || builder.build(&exchanges, not_modified));
     let written = match built.await {
-        Ok(built) => archive.store(built).await,
+        Ok(built) => archive.store(vec![built]).await,
         Err(_) => return Some(Err("--warc: building the records panicked".into())),
     };
-    Some(written.unwrap_or_else(|_| Err("--warc: the writer stopped".into())))
+    let written = written.unwrap_or_else(|_| Err(STOPPED.into()));
+    Some(written.map(|mut pointers| pointers.pop().flatten()))
 }
 
 /// The record of a job read but never fetched: the run was stopped.
@@ -188,52 +179,75 @@ pub(crate) fn lane(
         // Handed over: the requests' concurrency slots can go to the next ones.
         batch.iter_mut().for_each(|w| drop(w.report.slot.take()));
         let digests = sha256_together(&p.settings, &batch, together);
-        // `--exec`: every ok record's body goes to the workers at once, and the
-        // answers are awaited after (so the batch keeps them all busy); what a
-        // record waits with keeps its share of the lanes' budget.
-        let mut asked = Vec::new();
-        for (work, sha256) in batch.drain(..).zip(digests) {
-            let Work {
-                job,
-                mut report,
-                prev,
-                window,
-                _budget: budget,
-            } = work;
-            let exec_input = p.exec.as_ref().map(|_| {
-                let headers = report.head.as_mut().and_then(|h| h.headers.take());
-                let chunks = report.body.as_ref().ok().cloned();
-                (headers, chunks)
-            });
-            let exchanges = std::mem::take(&mut report.exchanges);
-            let record = processed(p, job, report, sha256, prev.as_deref());
-            let archiving = archive(p, &exchanges);
-            drop(exchanges);
-            let mut done = Finished {
-                record,
-                place: Some(window),
-            };
-            match (&p.exec, exec_input) {
-                (Some(pool), Some((headers, body))) if done.record.ok => {
-                    let body =
-                        body.filter(|_| !p.settings.exec.as_ref().is_some_and(|e| e.headers_only));
-                    let body = body.as_ref().map(|b| b.contiguous());
-                    let line = exec::request_line(&done.record, headers.as_ref(), body.as_deref());
-                    asked.push((done, archiving, pool.ask(line), budget));
-                }
-                _ => {
-                    archived(
-                        &mut done.record,
-                        archiving
-                            .map(|w| w.blocking_recv().unwrap_or_else(|_| Err(STOPPED.into()))),
-                    );
-                    if tx.blocking_send(done).is_err() {
-                        return;
-                    }
-                }
-            }
+        if finish(p, batch.drain(..).zip(digests), tx).is_err() {
+            return;
         }
-        for (mut done, archiving, answer, _budget) in asked {
+    }
+}
+
+/// Turn a lane's batch of fetches into records and send them to the writer
+/// (an error: the writer is gone).
+///
+/// `--exec`: every ok record's body goes to the workers at once, and the
+/// answers are awaited after (so the batch keeps them all busy); what a
+/// record waits with keeps its share of the lanes' budget. `--warc`: the
+/// batch's WARC records are built here and go to the archive in one write,
+/// which each record waits for.
+fn finish(
+    p: &Processing,
+    works: impl Iterator<Item = (Work, Option<String>)>,
+    tx: &ToWriter,
+) -> Result<(), ()> {
+    let mut held = Vec::new();
+    let mut built = Vec::new();
+    for (work, sha256) in works {
+        let Work {
+            job,
+            mut report,
+            prev,
+            window,
+            _budget: budget,
+        } = work;
+        let exec_input = p.exec.as_ref().map(|_| {
+            let headers = report.head.as_mut().and_then(|h| h.headers.take());
+            let chunks = report.body.as_ref().ok().cloned();
+            (headers, chunks)
+        });
+        let exchanges = std::mem::take(&mut report.exchanges);
+        let record = processed(p, job, report, sha256, prev.as_deref());
+        let slot = match &p.archive {
+            Some(archive) if !exchanges.is_empty() => {
+                built.push(archive.build(&exchanges, false));
+                Some(built.len() - 1)
+            }
+            _ => None,
+        };
+        drop(exchanges);
+        let done = Finished {
+            record,
+            place: Some(window),
+        };
+        let asked = match (&p.exec, exec_input) {
+            (Some(pool), Some((headers, body))) if done.record.ok => {
+                let body =
+                    body.filter(|_| !p.settings.exec.as_ref().is_some_and(|e| e.headers_only));
+                let body = body.as_ref().map(|b| b.contiguous());
+                let line = exec::request_line(&done.record, headers.as_ref(), body.as_deref());
+                Some(pool.ask(line))
+            }
+            _ => None,
+        };
+        held.push((done, slot, asked, budget));
+    }
+    let written = match &p.archive {
+        Some(archive) if !built.is_empty() => archive
+            .store(built)
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(STOPPED.into())),
+        _ => Ok(Vec::new()),
+    };
+    for (mut done, slot, asked, _budget) in held {
+        if let Some(answer) = asked {
             let answer = answer.blocking_recv().unwrap_or_else(|_| {
                 Err(Failure::Process("--exec: the workers were stopped".into()))
             });
@@ -244,15 +258,15 @@ pub(crate) fn lane(
                     done.record.error = Some(failure.info());
                 }
             }
-            archived(
-                &mut done.record,
-                archiving.map(|w| w.blocking_recv().unwrap_or_else(|_| Err(STOPPED.into()))),
-            );
-            if tx.blocking_send(done).is_err() {
-                return;
-            }
         }
+        let pointer = slot.map(|i| match &written {
+            Ok(pointers) => Ok(pointers[i].clone()),
+            Err(why) => Err(why.clone()),
+        });
+        archived(&mut done.record, pointer);
+        tx.blocking_send(done).map_err(|_| ())?;
     }
+    Ok(())
 }
 
 const STOPPED: &str = "--warc: the writer stopped";
