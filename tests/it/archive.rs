@@ -618,3 +618,41 @@ fn a_warc_path_over_another_file_or_badly_named_is_exit_2() {
         "http://127.0.0.1:1/a\n"
     );
 }
+
+/// `--robots`: the robots.txt fetch is archived too; a disallowed URL is
+/// never sent, so it has no record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robots_txt_is_archived_and_a_disallowed_url_is_not() {
+    let (port, _, _) = raw(|target| match target {
+        "/robots.txt" => reply(
+            200,
+            "Content-Type: text/plain\r\n",
+            b"User-agent: *\nDisallow: /private\n",
+        ),
+        _ => reply(200, "Content-Type: text/plain\r\n", b"page"),
+    })
+    .await;
+    let u = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let list = lines([u("/open"), u("/private")]);
+    let r = run(&["--warc", "{dir}/r.warc.gz", "--robots"], &list).await;
+    assert!(r.at(0).ok && !r.at(1).ok, "{:?}", r.records);
+    let (_, records) = &archive(r.dir.path())[0];
+    let uris: Vec<(&str, &str)> = records
+        .iter()
+        .skip(1)
+        .map(|w| {
+            (
+                w.field("WARC-Type").unwrap(),
+                w.field("WARC-Target-URI").unwrap(),
+            )
+        })
+        .collect();
+    let robots = u("/robots.txt");
+    assert!(uris.contains(&("request", robots.as_str())), "{uris:?}");
+    assert!(uris.contains(&("response", robots.as_str())), "{uris:?}");
+    assert!(
+        !uris.iter().any(|(_, uri)| uri.ends_with("/private")),
+        "{uris:?}"
+    );
+    assert!(r.at(1).warc.is_none());
+}
