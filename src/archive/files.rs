@@ -312,11 +312,11 @@ pub(crate) fn recover(names: &Names, cdxj: bool) -> anyhow::Result<Option<u32>> 
         if let Some((n, is_open)) = names.number_of(&name) {
             highest = highest.max(Some(n));
             if is_open {
-                open.push((n, name));
+                open.push(name);
             }
         }
     }
-    for (_, name) in open {
+    for name in open {
         let path = names.dir.join(&name);
         let (records, end) = whole_records(&path, names.packing)
             .with_context(|| format!("--resume: cannot read '{}'", path.display()))?;

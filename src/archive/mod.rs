@@ -254,8 +254,7 @@ impl Archive {
 }
 
 fn sha1_of_payload(exchange: &Exchange) -> String {
-    let parts: Vec<&[u8]> = exchange.payload.iter().map(|c| &c[..]).collect();
-    record::sha1_of(&parts)
+    record::sha1_of(exchange.payload.iter().map(|c| &c[..]))
 }
 
 /// The writer thread: append every batch, then close.

@@ -21,10 +21,7 @@ pub struct WarcRecord {
 
 impl WarcRecord {
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        field(&self.fields, name)
     }
 
     /// The CDXJ fields of a response or revisit record.
@@ -46,7 +43,7 @@ impl WarcRecord {
             .map(|(_, v)| v.trim().to_owned());
         let digest = match self.field("WARC-Payload-Digest") {
             Some(d) => d.to_owned(),
-            None => super::record::sha1_of(&[]),
+            None => super::record::sha1_of([]),
         };
         Some(Fields {
             url: self.field("WARC-Target-URI")?.to_owned(),

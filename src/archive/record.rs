@@ -36,18 +36,17 @@ pub(crate) struct Original {
     pub(crate) date: String,
 }
 
-/// `sha1:` and the base32 digest of `parts`: the form pywb and the CDX tools read.
-pub(crate) fn sha1_of(parts: &[&[u8]]) -> String {
+/// `sha1:` and the base32 digest of `parts`, one after another: the form
+/// pywb and the CDX tools read.
+pub(crate) fn sha1_of<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     let mut sha = Sha1::new();
-    parts.iter().for_each(|p| sha.update(p));
+    parts.into_iter().for_each(|p| sha.update(p));
     format!("sha1:{}", data_encoding::BASE32.encode(&sha.finalize()))
 }
 
+/// [`sha1_of`] a head and the chunks after it.
 fn sha1_of_chunks(head: &[u8], chunks: &[Bytes]) -> String {
-    let mut sha = Sha1::new();
-    sha.update(head);
-    chunks.iter().for_each(|c| sha.update(c));
-    format!("sha1:{}", data_encoding::BASE32.encode(&sha.finalize()))
+    sha1_of(std::iter::once(head).chain(chunks.iter().map(|c| &c[..])))
 }
 
 /// A new `<urn:uuid:...>` record ID.
@@ -311,7 +310,7 @@ pub(crate) fn exchange_records(
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
         digest: match kind {
             // No payload: what the indexers compute for an empty one.
-            Kind::NotModified => sha1_of(&[]),
+            Kind::NotModified => sha1_of([]),
             _ => payload.to_owned(),
         },
     };
@@ -331,7 +330,7 @@ pub(crate) fn warcinfo(filename: &str, info: &[(String, String)], packing: Packi
     }
     let date = warc_date(SystemTime::now());
     let id = record_id();
-    let digest = sha1_of(&[text.as_bytes()]);
+    let digest = sha1_of([text.as_bytes()]);
     let fields = [
         ("WARC-Date", date.as_str()),
         ("WARC-Record-ID", id.as_str()),

@@ -59,7 +59,11 @@ async fn a_spent_rate_limit_budget_pauses_the_host_until_its_reset() {
         assert!(run.records.iter().all(|r| r.ok), "{:?}", run.records);
         let log = log.lock().unwrap().clone();
         let spent = log.iter().find(|(p, _)| p == "/spent").unwrap().1;
-        for (path, at) in &log {
+        // Two drivers race for the one slot: a request may start before
+        // /spent did, before the budget was known. At most one can.
+        let later: Vec<_> = log.iter().filter(|(_, at)| *at > spent).collect();
+        assert!(later.len() >= 4, "{headers:?}: {log:?}");
+        for (path, at) in later {
             if path != "/spent" {
                 let gap = at.duration_since(spent);
                 assert!(
