@@ -255,19 +255,68 @@ def scenarios(base, tls, tls1, runs, scale, only):
         urls = [f"{base}/b/16?i={i}" for i in ids(20000)]
         server_get(base, "/reset")
         tools = peers("tiny", urls, 64, want=("trawl", "curl", "oha", "aiohttp", "xargs"))
+        # Lean (issue 31): the same list without hashing, and to a file instead of stdout.
+        lst = tools["trawl"][0][1]
+        tools["trawl --hash none"] = ([TRAWL, lst, "-c", "64", "-q", "--retries", "0", "--hash", "none"], None, False)
+        tools["trawl -o FILE"] = ([TRAWL, lst, "-c", "64", "-q", "--retries", "0", "-o", os.path.join(TMP, "tiny.jsonl")],
+                                  None, False)
         res = run_scenario("tiny", tools, runs)
         t = med(res["trawl"], "wall")
-        lines = [table(res), ""]
+        lines = [table(res), "", "CPU per request (user + system over the requests, medians):", ""]
+        for tool, ms in res.items():
+            lines.append(f"- {tool}: {med(ms, 'cpu') / n * 1e6:.1f} us")
+        lines.append("")
         if "curl --parallel" in res:
             r = t / med(res["curl --parallel"], "wall")
             lines.append(verdict(r <= 0.5, f"trawl / curl --parallel = {r:.2f} (target <= 0.5)"))
         if "oha (load generator)" in res:
-            r = t / med(res["oha (load generator)"], "wall")
-            lines.append(verdict(r <= 2.0, f"trawl / oha = {r:.2f} (target <= 2)"))
+            oha = res["oha (load generator)"]
+            r = t / med(oha, "wall")
+            lines.append(verdict(r <= 1.3, f"trawl / oha wall = {r:.2f} (target <= 1.3)"))
+            r = med(res["trawl"], "cpu") / med(oha, "cpu")
+            lines.append(verdict(r <= 2.0, f"trawl / oha CPU per request = {r:.2f} (target <= 2)"))
         conns = json.loads(server_get(base, "/stats"))
         lines.append(f"\nServer counters over the whole scenario (all tools, all runs): {conns['requests']} requests "
                      f"on {conns['connections']} connections (connection reuse).")
         yield (f"{n} tiny responses, c=64", "\n".join(lines))
+
+    if want("scale"):
+        # Per-URL cost and memory as the list grows (issue 31): 100k and 1M from a
+        # file, interleaved; 10M from a pipe (awk writes the URLs), beside more 100k runs.
+        small, big, huge = 100_000 // scale, 1_000_000 // scale, 10_000_000 // scale
+        lists = {k: write_list(f"scale{k}", (f"{base}/b/16?i={i}" for i in range(k))) for k in (small, big)}
+        cmd = lambda src: [TRAWL, src, "-q", "-c", "64", "--retries", "0"]
+        got = {small: [], big: []}
+        for r in range(max(1, runs // 2 + 1)):
+            for k in (small, big):
+                got[k].append(measure(cmd(lists[k]), sampling=False))
+            print(f"  scale run {r + 1}: 100k {got[small][-1]['wall']:.2f}s, 1M {got[big][-1]['wall']:.2f}s",
+                  file=sys.stderr)
+        gen = (f"awk 'BEGIN {{ for (i = 0; i < {huge}; i++) print \"{base}/b/16?i=\" i }}' | "
+               f"{TRAWL} - -q -c 64 --retries 0")
+        piped = measure(gen, shell=True)
+        got[small].append(measure(cmd(lists[small]), sampling=False))
+        rss_small = measure(cmd(lists[small]))["rss"]
+        rss_big = measure(cmd(lists[big]))["rss"]
+        per = {k: med(ms, "wall") / k * 1e6 for k, ms in got.items()}
+        per_huge = piped["wall"] / huge * 1e6
+        rows = ["| URLs | input | runs | wall median (s) | per URL (us) | vs 100k | peak RSS (MiB) | records |",
+                "|---|---|---|---|---|---|---|---|",
+                f"| {small} | file | {len(got[small])} | {med(got[small], 'wall'):.2f} | {per[small]:.2f} | 1.00 | {rss_small:.1f} | {got[small][-1]['lines']} |",
+                f"| {big} | file | {len(got[big])} | {med(got[big], 'wall'):.2f} | {per[big]:.2f} | {per[big] / per[small]:.3f} | {rss_big:.1f} | {got[big][-1]['lines']} |",
+                f"| {huge} | pipe | 1 | {piped['wall']:.1f} | {per_huge:.2f} | {per_huge / per[small]:.3f} | {piped['rss']:.1f} | {piped['lines']} |",
+                "",
+                verdict(per[big] <= 1.05 * per[small], f"1M per URL = {per[big] / per[small]:.3f} x the 100k run (target <= 1.05)"),
+                verdict(per_huge <= 1.05 * per[small] and piped["rss"] <= 32,
+                        f"10M from a pipe: {per_huge / per[small]:.3f} x the 100k per URL (target <= 1.05), "
+                        f"peak RSS {piped['rss']:.1f} MiB (target <= 32)")]
+        yield ("Per-URL cost and memory as the list grows (tiny responses, c=64)", "\n".join(rows))
+
+    if want("size"):
+        size = os.path.getsize(TRAWL)
+        yield ("Binary size (the release profile, as `cargo install --path .` builds it)",
+               f"target/release/trawl: {size} bytes = {size / 2**20:.2f} MiB\n\n"
+               + verdict(size <= 16 * 2**20, f"{size / 2**20:.2f} MiB (target <= 16 MiB)"))
 
     if want("h2"):
         n = 20000 // scale

@@ -212,7 +212,7 @@ fn build(
     alive: Arc<()>,
 ) -> anyhow::Result<reqwest::Client> {
     let resolver = Resolver::new(dns, &cfg.resolve, kind.pinned_port).holding(alive);
-    let mut builder = reqwest::Client::builder()
+    let mut builder = super::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(cfg.connect_timeout)
         .tcp_nodelay(true)

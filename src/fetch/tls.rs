@@ -67,7 +67,7 @@ fn roots(path: &Path) -> Result<Vec<Certificate>, String> {
     }
     // Only roots the TLS stack takes: building a client parses each one, and
     // without the system store this loads nothing else.
-    reqwest::Client::builder()
+    client_builder()
         .tls_certs_only(certs.iter().cloned())
         .build()
         .map_err(|e| chain(&e))?;
@@ -96,12 +96,22 @@ fn identity(cert: &Path, key: Option<&Path>) -> Result<Identity, String> {
     }
     let identity = Identity::from_pem(&pem).map_err(|e| chain(&e))?;
     // The key is parsed and matched when a client is built.
-    reqwest::Client::builder()
+    client_builder()
         .tls_certs_only(std::iter::empty())
         .identity(identity.clone())
         .build()
         .map_err(|e| chain(&e))?;
     Ok(identity)
+}
+
+/// A client builder with the crypto provider installed: trawl builds rustls on
+/// ring (portable assembly, about 2 MB smaller than aws-lc, see the README's
+/// Choices), and reqwest takes the process's default provider.
+pub(crate) fn client_builder() -> ClientBuilder {
+    // Err only when one is installed already (a second client, or a library
+    // user's own choice, which is then kept).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 /// An error and its causes on one line.
